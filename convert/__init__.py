@@ -1,0 +1,1 @@
+"""Keras -> TFLite conversion (float32, float16, or calibrated full-int8)."""

@@ -1,0 +1,99 @@
+"""``edge-fer-convert``: Keras model -> ``.tflite`` with a metadata sidecar and a parity report.
+
+Full-int8 follows the TensorFlow post-training integer quantization guide
+(https://www.tensorflow.org/lite/performance/post_training_integer_quant):
+``Optimize.DEFAULT``, a representative dataset, ``TFLITE_BUILTINS_INT8`` only,
+int8 input and output tensors. Calibration images go through
+``edge.preprocess.preprocess_face`` exactly as at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.labels import EMOTIONS
+from edge.preprocess import INPUT_SIZE, PIXEL_SCALE
+
+QUANT_MODES = ("int8", "float16", "none")
+
+
+def _converter(keras_path: Path):
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(keras_path, compile=False)
+    export_dir = Path(tempfile.mkdtemp(prefix="edge-fer-export-"))
+    model.export(str(export_dir), format="tf_saved_model", verbose=False)
+    return model, tf, tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
+
+
+def convert_model(keras_path: Path, quantize: str, calibration: np.ndarray | None) -> bytes:
+    """Convert a Keras model to TFLite bytes.
+
+    Args:
+        keras_path: ``.keras`` file.
+        quantize: ``int8`` (full integer, int8 in/out), ``float16`` or ``none``.
+        calibration: float32 (N, 48, 48) preprocessed faces for int8 calibration (N >= 500 advised).
+
+    Raises:
+        ValueError: int8 without calibration data, or an unknown mode.
+    """
+    if quantize not in QUANT_MODES:
+        raise ValueError(f"unknown quantization {quantize!r}; expected one of {QUANT_MODES}")
+    _, tf, conv = _converter(keras_path)
+    if quantize == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ValueError("int8 needs calibration images")
+
+        def representative():
+            for face in calibration:
+                yield [face[None, :, :, None].astype(np.float32)]
+
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict) -> dict:
+    """Metadata written next to the model as ``<model>.json``: labels, input, scaling, provenance."""
+    from edge import __version__
+
+    return {
+        "model": tflite_path.name, "format": "tflite", "quantization": quantize,
+        "labels": list(EMOTIONS), "input": {"size": [INPUT_SIZE, INPUT_SIZE], "channels": 1,
+                                             "color": "grey (BT.601)", "scale": PIXEL_SCALE,
+                                             "range": [0.0, 1.0],
+                                             "preprocess": "edge.preprocess.preprocess_face"},
+        "dataset": dataset, "edge_fer_version": __version__,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra,
+    }
+
+
+def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndarray) -> dict:
+    """Float (Keras) vs converted top-1 agreement and accuracy on the same images.
+
+    Args:
+        x: float32 (N, 48, 48) preprocessed faces; y: int (N,) true class ids.
+    """
+    import keras
+
+    from edge.classify import EmotionClassifier
+
+    model = keras.models.load_model(keras_path, compile=False)
+    float_pred = model.predict(x[..., None], batch_size=256, verbose=0).argmax(1)
+    clf = EmotionClassifier(tflite_path, num_threads=2)
+    lite_pred = clf.predict_batch(x, batch_size=64).argmax(1)
+    return {"n": int(len(x)), "float_accuracy": float((float_pred == y).mean()),
+            "tflite_accuracy": float((lite_pred == y).mean()),
+            "top1_agreement": float((float_pred == lite_pred).mean())}

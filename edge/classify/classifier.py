@@ -1,0 +1,133 @@
+"""Batched emotion classification on the LiteRT runtime.
+
+Inputs are quantised with the model's own int8 scale/zero-point
+(q = round(x / scale) + zero_point, TFLite quantization spec:
+https://ai.google.dev/edge/litert/models/quantization_spec) and outputs are
+dequantised the same way, so a float or int8 model is used alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edge.labels import EMOTIONS
+from edge.preprocess import INPUT_SIZE, preprocess_face
+from edge.runtime import ModelError, load_interpreter
+from edge.types import Detection, EmotionScores
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "emotion_int8.tflite"
+
+
+class _Runner:
+    """One interpreter whose input is sized for a fixed batch."""
+
+    def __init__(self, path: Path, batch: int, num_threads: int) -> None:
+        self.interpreter = load_interpreter(path, num_threads)
+        inp = self.interpreter.get_input_details()[0]
+        if batch != int(inp["shape"][0]):
+            self.interpreter.resize_tensor_input(inp["index"], [batch, INPUT_SIZE, INPUT_SIZE, 1])
+            self.interpreter.allocate_tensors()
+        self.inp = self.interpreter.get_input_details()[0]
+        self.out = self.interpreter.get_output_details()[0]
+
+
+class EmotionClassifier:
+    """Classifies preprocessed 48x48 faces into the 7 ``EMOTIONS``.
+
+    One interpreter is kept per batch size seen (up to ``max_batch``), so a
+    steady number of faces never re-allocates tensors.
+    """
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL, num_threads: int = 1, max_batch: int = 8,
+                 margin: float | None = None) -> None:
+        """Load the model and its sidecar metadata (``<model>.json``, optional).
+
+        Args:
+            model_path: ``.tflite`` file (int8 or float).
+            num_threads: Interpreter threads.
+            max_batch: Largest batch given to one invocation; larger inputs are split.
+            margin: Face-crop margin (fraction of the bbox side per side); None
+                takes ``crop_margin`` from the sidecar, else 0.15.
+
+        Raises:
+            ModelError: missing/invalid file or an input shape other than (N, 48, 48, 1).
+        """
+        self.path = Path(model_path)
+        self.num_threads = num_threads
+        self.max_batch = max(1, max_batch)
+        self._runners: dict[int, _Runner] = {1: _Runner(self.path, 1, num_threads)}
+        first = self._runners[1]
+        shape = tuple(int(v) for v in first.inp["shape"][1:])
+        if shape != (INPUT_SIZE, INPUT_SIZE, 1):
+            raise ModelError(f"{self.path}: expected input (N, {INPUT_SIZE}, {INPUT_SIZE}, 1), got {shape}")
+        self.meta = self._read_sidecar()
+        self.labels: tuple[str, ...] = tuple(self.meta.get("labels", EMOTIONS))
+        self.margin = margin if margin is not None else float(self.meta.get("crop_margin", 0.15))
+        self.in_scale, self.in_zero = first.inp["quantization"]
+        self.out_scale, self.out_zero = first.out["quantization"]
+        self.input_dtype = first.inp["dtype"]
+
+    def _read_sidecar(self) -> dict:
+        side = self.path.with_suffix(".json")
+        if not side.is_file():
+            return {}
+        try:
+            return json.loads(side.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{side}: invalid JSON sidecar ({exc.msg})") from exc
+
+    def _runner(self, batch: int) -> _Runner:
+        if batch not in self._runners:
+            self._runners[batch] = _Runner(self.path, batch, self.num_threads)
+        return self._runners[batch]
+
+    def _quantise(self, faces: np.ndarray) -> np.ndarray:
+        if self.input_dtype == np.int8:
+            q = np.rint(faces / self.in_scale) + self.in_zero
+            return np.clip(q, -128, 127).astype(np.int8)
+        return faces.astype(np.float32)
+
+    def _invoke(self, faces: np.ndarray) -> np.ndarray:
+        runner = self._runner(len(faces))
+        runner.interpreter.set_tensor(runner.inp["index"], self._quantise(faces)[..., None])
+        runner.interpreter.invoke()
+        raw = runner.interpreter.get_tensor(runner.out["index"])
+        if runner.out["dtype"] == np.float32:
+            return raw.astype(np.float32)
+        return ((raw.astype(np.float32) - self.out_zero) * self.out_scale).astype(np.float32)
+
+    def predict_batch(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities for preprocessed faces.
+
+        Args:
+            faces: float32 (N, 48, 48) in [0, 1], from ``preprocess_face``.
+            batch_size: Faces per invocation (default ``max_batch``).
+
+        Returns:
+            float32 (N, 7) probabilities (rows sum to ~1; int8 steps of 1/256).
+        """
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        step = batch_size or self.max_batch
+        return np.concatenate([self._invoke(faces[i:i + step]) for i in range(0, len(faces), step)])
+
+    def crop(self, image: np.ndarray, detection: Detection, align: bool = False) -> np.ndarray:
+        """The model input for one detected face: float32 (48, 48) via ``preprocess_face``."""
+        return preprocess_face(image, detection.bbox.as_tuple(), margin=self.margin,
+                               eyes=detection.eyes if align else None)
+
+    def classify(self, image: np.ndarray, detections: list[Detection], align: bool = False) -> list[EmotionScores]:
+        """Scores for every detection of a frame, in one batched invocation.
+
+        Args:
+            image: uint8 BGR frame (H, W, 3).
+            detections: Faces in frame pixels.
+            align: Level the eyes before classification (uses keypoints).
+        """
+        if not detections:
+            return []
+        faces = np.stack([self.crop(image, d, align) for d in detections])
+        return [EmotionScores(p, self.labels) for p in self.predict_batch(faces)]

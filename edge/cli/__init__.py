@@ -1,0 +1,5 @@
+"""The ``edge-fer`` command line."""
+
+from edge.cli.main import main
+
+__all__ = ["main"]

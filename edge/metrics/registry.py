@@ -1,0 +1,59 @@
+"""Prometheus metrics (prometheus-client), named per the Prometheus naming
+conventions (https://prometheus.io/docs/practices/naming/): ``edge_fer_``
+prefix, base units (seconds), ``_total`` for counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+#: Latency buckets in seconds: 0.25 ms .. 1 s (per-stage costs on a Pi-class CPU).
+LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    """Every metric of the daemon, on its own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.frames_processed = Counter("edge_fer_frames_processed", "Frames run through the pipeline",
+                                        ["source"], registry=r)
+        self.frames_dropped = Counter("edge_fer_frames_dropped", "Live frames dropped because the pipeline was busy",
+                                      ["source"], registry=r)
+        self.faces_detected = Counter("edge_fer_faces_detected", "Faces detected", ["source"], registry=r)
+        self.stage_latency = Histogram("edge_fer_stage_latency_seconds", "Per-stage processing time per frame",
+                                       ["stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.events_published = Counter("edge_fer_events_published", "Events queued for MQTT by type",
+                                         ["type"], registry=r)
+        self.source_up = Gauge("edge_fer_source_up", "1 while the source delivers frames", ["source"], registry=r)
+        self.source_reconnects = Counter("edge_fer_source_reconnects", "Source reopen attempts", ["source"],
+                                         registry=r)
+        self.tracks_active = Gauge("edge_fer_tracks_active", "Faces tracked now", ["source"], registry=r)
+        self.mqtt_connected = Gauge("edge_fer_mqtt_connected", "1 while connected to the MQTT broker", registry=r)
+        self.mqtt_queued = Gauge("edge_fer_mqtt_queued_events", "Events stored and not yet acknowledged",
+                                 registry=r)
+        self.model_info = Info("edge_fer_model", "Emotion model in use", registry=r)
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def serve(self, host: str, port: int):
+        """Start the HTTP exporter on ``host:port`` (thread); returns (server, thread).
+
+        Raises:
+            OSError: if the port cannot be bound.
+        """
+        return start_http_server(port, addr=host, registry=self.registry)
+
+    def sync_source(self, name: str, up: bool, dropped: int, reconnects: int) -> None:
+        """Copy a source's counters (kept by its thread) into the metrics."""
+        self.source_up.labels(name).set(1 if up else 0)
+        last_dropped, last_reconnects = self._seen.get(name, (0, 0))
+        if dropped > last_dropped:
+            self.frames_dropped.labels(name).inc(dropped - last_dropped)
+        if reconnects > last_reconnects:
+            self.source_reconnects.labels(name).inc(reconnects - last_reconnects)
+        self._seen[name] = (dropped, reconnects)
+
+    def observe_stages(self, last: dict[str, float]) -> None:
+        """Record the latest frame's per-stage seconds."""
+        for stage, seconds in last.items():
+            self.stage_latency.labels(stage).observe(seconds)

@@ -1,0 +1,226 @@
+"""The daemon: live sources -> pipelines -> MQTT + Prometheus, under systemd.
+
+One processing thread serves every source round-robin (the detector and
+classifier are shared, not thread-safe); each source reads in its own thread
+into a latest-frame slot. systemd gets READY=1 once a source delivers and
+WATCHDOG=1 from the processing loop (sdnotify); SIGTERM/SIGINT stop the
+loop, end the tracks, flush the outbox and publish ``offline``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from edge.capture.live import LiveOptions, LiveSource
+from edge.cli import exit_codes as codes
+from edge.config import Config
+from edge.metrics import Metrics
+from edge.pipeline.commands import CommandTargets, handle_command
+from edge.pipeline.events import event_to_dict
+from edge.pipeline.factory import build_classifier, build_detector, build_pipeline
+from edge.pipeline.state import ha_discovery, source_state
+from edge.pipeline.timing import StageTimer
+from edge.publish.mqtt import MqttPublisher
+from edge.publish.queue import MessageQueue
+from edge.publish.topics import Topics
+
+log = logging.getLogger("edge-fer.daemon")
+WATCHDOG_PERIOD_S = 1.0
+
+
+class Service:
+    """Owns sources, pipelines, publisher and metrics for one daemon run."""
+
+    def __init__(self, cfg: Config) -> None:
+        """Build every stage (models load here). Raises ``ModelError`` / ``ConfigError``."""
+        self.cfg = cfg
+        self.stop_event = threading.Event()
+        self.new_frame = threading.Event()
+        self.topics = Topics(cfg.mqtt.topic_prefix, cfg.device_id)
+        self.metrics = Metrics()
+        self.timer = StageTimer()
+        detector, classifier = build_detector(cfg), build_classifier(cfg)
+        self.metrics.model_info.info({"path": str(classifier.path), "labels": ",".join(classifier.labels),
+                                      "quantization": str(classifier.meta.get("quantization", "unknown"))})
+        opts = dict(read_timeout_s=cfg.read_timeout_s, reconnect_initial_s=cfg.reconnect_initial_s,
+                    reconnect_max_s=cfg.reconnect_max_s)
+        self.sources = {s.name: LiveSource(s.name, s.uri, LiveOptions(loop=s.loop, width=s.width, height=s.height,
+                                                                      **opts), self.new_frame)
+                        for s in cfg.sources}
+        self.pipelines = {name: build_pipeline(cfg, name, detector, classifier, self.timer) for name in self.sources}
+        self._state_due: dict[str, float] = {name: 0.0 for name in self.sources}
+        self._state_last: dict[str, dict] = {}
+        self._min_period = {s.name: 1.0 / s.fps if s.fps else 0.0 for s in cfg.sources}
+        self._last_processed: dict[str, float] = {}
+        self.publisher = self._make_publisher() if cfg.mqtt.enabled else None
+
+    def _make_publisher(self) -> MqttPublisher:
+        path = self.cfg.mqtt.queue_path or str(Path(self.cfg.state_dir) / "outbox.sqlite")
+        pub = MqttPublisher(self.cfg.mqtt, self.topics, MessageQueue(path, self.cfg.mqtt.queue_max))
+        pub.on_command = lambda payload: handle_command(payload, CommandTargets(
+            self._set_paused, self._request_state, lambda: list(self.sources)))
+        pub.on_connected = self._on_mqtt_connected
+        return pub
+
+    def _set_paused(self, source: str, paused: bool) -> None:
+        self.sources[source].paused = paused
+        log.info("source %s %s", source, "paused" if paused else "resumed")
+        self._request_state(source)
+
+    def _request_state(self, source: str | None) -> None:
+        for name in [source] if source else list(self.sources):
+            self._state_due[name] = 0.0
+            self._state_last.pop(name, None)
+
+    def _on_mqtt_connected(self) -> None:
+        self._request_state(None)
+        if self.cfg.mqtt.homeassistant_discovery and self.publisher:
+            for name in self.sources:
+                for topic, payload in ha_discovery(self.topics, self.cfg.mqtt.homeassistant_prefix, name).items():
+                    self.publisher.publish_now(topic, payload, retain=True)
+
+    # --- lifecycle ---
+    def start(self) -> bool:
+        """Start metrics, MQTT and sources; True once a source delivers within ``read_timeout_s``.
+
+        Raises:
+            OSError: the metrics port cannot be bound.
+        """
+        if self.cfg.metrics.enabled:
+            self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+        if self.publisher:
+            self.publisher.start()
+        for src in self.sources.values():
+            src.start()
+        deadline = time.monotonic() + self.cfg.read_timeout_s
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            if any(s.up for s in self.sources.values()):
+                return True
+            time.sleep(0.05)
+        return any(s.up for s in self.sources.values())
+
+    def _process(self, name: str, frame) -> None:
+        result = self.pipelines[name].process(frame)
+        m = self.metrics
+        m.frames_processed.labels(name).inc()
+        m.faces_detected.labels(name).inc(len(result.faces) if result.detected else 0)
+        m.observe_stages(self.timer.last)
+        self._publish_events(name, result.events)
+        if self.cfg.privacy.save_crops_dir and result.faces:
+            self._save_crops(name, frame, result)
+
+    def _publish_events(self, name: str, events) -> None:
+        for event in events:
+            self.metrics.events_published.labels(event.type).inc()
+            if self.publisher:
+                self.publisher.enqueue(self.topics.event(name), event_to_dict(event), kind=event.type)
+
+    def _save_crops(self, name: str, frame, result) -> None:
+        """Opt-in only (``privacy.save_crops_dir``): write each face crop as PNG."""
+        import cv2
+
+        from edge.preprocess import _crop, square_crop_box
+
+        folder = Path(self.cfg.privacy.save_crops_dir) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for face in result.faces:
+            box = square_crop_box(*face.bbox.as_tuple(), margin=self.pipelines[name].classifier.margin)
+            cv2.imwrite(str(folder / f"{frame.index:08d}_t{face.track_id}.png"), _crop(frame.image, box))
+
+    def _housekeeping(self, now: float) -> None:
+        for name, src in self.sources.items():
+            self.metrics.sync_source(name, src.up, src.dropped, src.reconnects)
+            self.metrics.tracks_active.labels(name).set(len(self.pipelines[name].open_tracks))
+            self._maybe_publish_state(name, src, now)
+        if self.publisher:
+            self.metrics.mqtt_connected.set(1 if self.publisher.connected.is_set() else 0)
+            self.metrics.mqtt_queued.set(self.publisher.queued)
+
+    def _maybe_publish_state(self, name: str, src: LiveSource, now: float) -> None:
+        if not self.publisher or now < self._state_due[name]:
+            return
+        state = source_state(name, self.pipelines[name].open_tracks, src.up, src.paused)
+        key = {k: v for k, v in state.items() if k != "ts"}
+        if key == self._state_last.get(name):
+            return
+        self.publisher.publish_now(self.topics.state(name), state, retain=True)
+        self._state_last[name] = key
+        self._state_due[name] = now + self.cfg.mqtt.state_interval_s
+
+    def loop(self, notifier) -> None:
+        """Process frames until ``stop_event`` is set."""
+        next_watchdog = 0.0
+        while not self.stop_event.is_set():
+            self.new_frame.clear()
+            busy = False
+            now = time.monotonic()
+            for name, src in self.sources.items():
+                if now - self._last_processed.get(name, 0.0) < self._min_period[name]:
+                    continue
+                frame = src.latest()
+                if frame is not None:
+                    self._last_processed[name] = now
+                    self._process(name, frame)
+                    busy = True
+            now = time.monotonic()
+            self._housekeeping(now)
+            if now >= next_watchdog:
+                notifier.notify("WATCHDOG=1")
+                next_watchdog = now + WATCHDOG_PERIOD_S
+            if not busy:
+                self.new_frame.wait(0.05)
+
+    def shutdown(self, flush_s: float = 1.0) -> None:
+        """Stop sources, end tracks (``track_ended`` events), flush MQTT, publish ``offline``."""
+        for src in self.sources.values():
+            src.stop(timeout=0.2)
+        for name, pipeline in self.pipelines.items():
+            self._publish_events(name, pipeline.finish())
+        if self.publisher:
+            self.publisher.flush(flush_s)
+            self.publisher.stop(timeout_s=0.5)
+            self.publisher.outbox.close()
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def _handler(signum, _frame):
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+
+
+def run_daemon(cfg: Config) -> int:
+    """Run the service until SIGTERM/SIGINT; returns the exit code.
+
+    Raises:
+        ModelError: a model cannot be loaded (mapped to an exit code by the CLI).
+    """
+    from sdnotify import SystemdNotifier
+
+    if not cfg.sources:
+        print("edge-fer: config: sources: at least one source is needed to run the daemon", file=sys.stderr)
+        return codes.USAGE
+    service = Service(cfg)
+    _install_signals(service.stop_event)
+    notifier = SystemdNotifier()
+    try:
+        if not service.start():
+            if service.stop_event.is_set():
+                return codes.OK
+            names = ", ".join(f"{s.name} ({s.uri})" for s in cfg.sources)
+            print(f"edge-fer: no source delivered frames within {cfg.read_timeout_s:g} s: {names}", file=sys.stderr)
+            return codes.NO_SOURCE
+        notifier.notify("READY=1")
+        log.info("running: %d source(s), device_id %s", len(service.sources), cfg.device_id)
+        service.loop(notifier)
+        notifier.notify("STOPPING=1")
+        return codes.OK
+    finally:
+        service.shutdown()

@@ -1,0 +1,124 @@
+"""The one face preprocessing function: crop -> resize -> grey -> scale.
+
+Training (``training.data``), int8 calibration (``convert``) and the runtime
+classifier (``edge.classify``) all call :func:`preprocess_face`, so the model
+sees the same arrays in training and in service (no train/serve skew).
+
+The crop is resized *before* the colour conversion: both steps are linear, so
+the order changes nothing but the cost (converting 48x48 pixels instead of the
+whole face crop).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Side of the square model input in pixels (FER2013 crops are 48x48).
+INPUT_SIZE = 48
+#: Pixel scale: model input = grey / 255, in [0, 1].
+PIXEL_SCALE = 1.0 / 255.0
+
+
+@dataclass(frozen=True, slots=True)
+class CropBox:
+    """A square crop window in pixels; may extend past the image borders."""
+
+    x0: int
+    y0: int
+    side: int
+
+
+def square_crop_box(x: float, y: float, w: float, h: float, margin: float) -> CropBox:
+    """Square window centred on a bbox, enlarged by ``margin`` on each side.
+
+    Args:
+        x, y, w, h: Face bbox in pixels (top-left corner, width, height).
+        margin: Fraction of the longer bbox side added on each side (0.1 = 10%).
+
+    Returns:
+        The square crop window in integer pixels (side >= 1).
+    """
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    side_px = max(1, int(round(side)))
+    return CropBox(int(math.floor(cx - side_px / 2.0)), int(math.floor(cy - side_px / 2.0)), side_px)
+
+
+def _crop(image: np.ndarray, box: CropBox) -> np.ndarray:
+    """Cut ``box`` out of ``image``, replicating edge pixels where it leaves the frame."""
+    h, w = image.shape[:2]
+    x1, y1 = box.x0 + box.side, box.y0 + box.side
+    cx0, cy0, cx1, cy1 = max(box.x0, 0), max(box.y0, 0), min(x1, w), min(y1, h)
+    if cx0 >= cx1 or cy0 >= cy1:
+        raise ValueError(f"crop window {box} lies outside the {w}x{h} image")
+    patch = image[cy0:cy1, cx0:cx1]
+    pads = (cy0 - box.y0, y1 - cy1, cx0 - box.x0, x1 - cx1)
+    if any(pads):
+        patch = cv2.copyMakeBorder(patch, *pads, borderType=cv2.BORDER_REPLICATE)
+    return patch
+
+
+def _level_eyes(patch: np.ndarray, box: CropBox, eyes: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
+    """Rotate a crop about its centre so the line between the eyes is horizontal."""
+    (lx, ly), (rx, ry) = eyes
+    angle = math.degrees(math.atan2(ry - ly, rx - lx))
+    if abs(angle) > 90.0:  # eyes given right-to-left in image space
+        angle -= math.copysign(180.0, angle)
+    centre = (patch.shape[1] / 2.0, patch.shape[0] / 2.0)
+    rot = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    return cv2.warpAffine(patch, rot, (patch.shape[1], patch.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def preprocess_face(
+    image: np.ndarray,
+    bbox: tuple[float, float, float, float] | None = None,
+    *,
+    margin: float = 0.0,
+    size: int = INPUT_SIZE,
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> np.ndarray:
+    """Turn a face in an image into one model input.
+
+    Steps: square crop around ``bbox`` (edge-replicated past the borders),
+    optional in-plane rotation that levels the eyes, resize to ``size`` x
+    ``size`` (``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when growing),
+    BGR -> grey (ITU-R BT.601 weights, OpenCV), scale to [0, 1].
+
+    Args:
+        image: uint8 image, grey (H, W) or BGR (H, W, 3) as OpenCV decodes it.
+        bbox: Face bbox (x, y, w, h) in pixels; None uses the whole image
+            (already-cropped dataset faces such as FER2013).
+        margin: Fraction of the longer bbox side added on each side of the crop.
+        size: Output side in pixels.
+        eyes: Optional ((x, y) left eye, (x, y) right eye) in image pixels, as
+            the detector's keypoints; when given the crop is rotated to level them.
+
+    Returns:
+        float32 array of shape (size, size), values in [0, 1].
+
+    Raises:
+        ValueError: if the image is empty, not uint8 grey/BGR, or the crop
+            window does not overlap the image.
+    """
+    if image.ndim not in (2, 3) or image.size == 0 or image.dtype != np.uint8:
+        raise ValueError(f"expected a non-empty uint8 grey or BGR image, got {image.dtype} {image.shape}")
+    if bbox is None:
+        h, w = image.shape[:2]
+        bbox = (0.0, 0.0, float(w), float(h))
+        margin = 0.0
+    box = square_crop_box(*bbox, margin=margin)
+    patch = _crop(image, box)
+    if eyes is not None:
+        shifted = tuple((ex - box.x0, ey - box.y0) for ex, ey in eyes)
+        patch = _level_eyes(patch, box, shifted)  # type: ignore[arg-type]
+    if patch.shape[0] != size or patch.shape[1] != size:
+        interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
+        patch = cv2.resize(patch, (size, size), interpolation=interp)
+    if patch.ndim == 3:
+        patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    return patch.astype(np.float32) * np.float32(PIXEL_SCALE)

@@ -1,0 +1,1 @@
+"""MQTT publishing with a persistent queue of unacknowledged events."""

@@ -1,0 +1,1 @@
+"""Training tooling for edge-fer (needs the ``[train]`` extra: TensorFlow)."""

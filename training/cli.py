@@ -1,0 +1,92 @@
+"""``edge-fer-train``: ``fit`` and ``evaluate`` sub-commands.
+
+Exit codes: 0 success, 2 bad arguments or dataset input (one-line message),
+3 model file missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+EXIT_BAD_INPUT = 2
+EXIT_BAD_MODEL = 3
+
+
+def _fit_parser(sub) -> None:
+    from training.fit import FitConfig
+
+    p = sub.add_parser("fit", help="train a model")
+    for f in dataclasses.fields(FitConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        required = f.default is dataclasses.MISSING
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(flag, type=kind, default=default, required=required)
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a .keras or .tflite model")
+    p.add_argument("--model", required=True, help="model.keras or model.tflite")
+    p.add_argument("--data", required=True, help="dataset folder or FER2013 CSV")
+    p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
+    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest")
+    p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"])
+    p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
+    p.add_argument("--cache", default=None, help="folder for cached arrays")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``edge-fer-train``; returns the process exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="edge-fer-train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _fit_parser(sub)
+    _eval_parser(sub)
+    args = parser.parse_args(argv)
+    from training.data import DataError
+
+    try:
+        if args.command == "fit":
+            from training.fit import FitConfig, run_fit
+
+            cfg = FitConfig(**{k: v for k, v in vars(args).items() if k != "command"})
+            print(json.dumps(run_fit(cfg), indent=2, default=str))
+            return 0
+        from training.evaluate import ModelError, evaluate_path
+    except DataError as exc:
+        print(f"edge-fer-train: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
+                               contempt=args.contempt, out_dir=args.out, cache_dir=args.cache)
+    except DataError as exc:
+        print(f"edge-fer-train: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModelError as exc:
+        print(f"edge-fer-train: {exc}", file=sys.stderr)
+        return EXIT_BAD_MODEL
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def format_report(report: dict) -> str:
+    """Human-readable table of an evaluation report."""
+    lines = [f"n={report['n']}  accuracy={report['accuracy']:.4f}  macro_f1={report['macro_f1']:.4f}",
+             f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
+    for name, m in report["per_class"].items():
+        lines.append(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['support']:>9d}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

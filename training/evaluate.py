@@ -1,0 +1,90 @@
+"""``edge-fer-train evaluate``: accuracy, per-class P/R/F1, macro-F1, confusion matrix.
+
+Works on a Keras model (needs TensorFlow) and on a ``.tflite`` file (runtime
+dependencies plus scikit-learn only, through ``edge.classify``, the exact
+path the daemon uses).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edge.runtime import ModelError
+from training.data import load_dataset
+
+
+def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Probabilities (N, C) and label names for preprocessed faces (N, 48, 48).
+
+    Raises:
+        ModelError: missing file or unsupported extension.
+    """
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}")
+    if model_path.suffix == ".tflite":
+        from edge.classify import EmotionClassifier
+
+        clf = EmotionClassifier(model_path, num_threads=num_threads, max_batch=64)
+        return clf.predict_batch(x), clf.labels
+    if model_path.suffix in (".keras", ".h5"):
+        import keras
+
+        from edge.labels import EMOTIONS
+
+        model = keras.models.load_model(model_path, compile=False)
+        return model.predict(x[..., None], batch_size=256, verbose=0), EMOTIONS
+    raise ModelError(f"{model_path}: expected a .tflite or .keras model")
+
+
+def metrics_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "n": len(y_true), "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=[l for l, c in zip(labels, s) if c], average="macro",
+                                   zero_division=0)),
+        "per_class": {l: {"precision": float(pp), "recall": float(rr), "f1": float(ff), "support": int(ss)}
+                      for l, pp, rr, ff, ss in zip(labels, p, r, f, s)},
+        "labels": labels,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", usage: str | None = None,
+                  contempt: str = "neutral", out_dir: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> dict:
+    """Evaluate a model on a labelled dataset.
+
+    Args:
+        model: ``.keras`` or ``.tflite`` file.
+        data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``).
+        layout, usage, contempt: Dataset options (FER+ is read in majority mode).
+        out_dir: When set, writes ``metrics.json`` and ``confusion.png`` there.
+
+    Returns:
+        The report dict (``accuracy``, ``macro_f1``, ``n``, ``per_class``, ``confusion_matrix`` ...).
+
+    Raises:
+        DataError, ModelError: bad dataset or model.
+    """
+    ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority", contempt=contempt)
+    probs, model_labels = predict_probs(Path(model), ds.x)
+    y_true = [ds.labels[i] for i in ds.hard_labels]
+    y_pred = [model_labels[i] for i in probs.argmax(1)]
+    labels = list(dict.fromkeys([*model_labels, *ds.labels]))
+    report = {"model": str(model), "data": str(data), **metrics_report(y_true, y_pred, labels),
+              "skipped_images": ds.skipped}
+    if out_dir:
+        from training.plots import plot_confusion
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot_confusion(np.array(report["confusion_matrix"]), labels, out / "confusion.png",
+                       f"{Path(model).name} on {Path(data).name}: acc {report['accuracy']:.3f}")
+    return report
