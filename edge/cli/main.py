@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-every", type=int, help="run the face detector on every N-th frame")
     p.add_argument("--model", help="emotion .tflite model (default: the shipped int8 model)")
     p.add_argument("--threads", type=int, help="inference threads for detector and classifier")
+    p.add_argument("--state-dir", help="daemon state folder (event outbox); overrides state_dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--version", action="version", version=f"edge-fer {__version__}")
@@ -55,6 +56,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         o["output"] = output
     if args.log_level:
         o["log_level"] = args.log_level
+    if args.state_dir:
+        o["state_dir"] = args.state_dir
     return o
 
 

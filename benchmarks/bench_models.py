@@ -1,0 +1,43 @@
+"""Per-stage model costs at 1 thread: BlazeFace (with pre/post), crop+preprocess, int8 classifier.
+
+    .venv/bin/python benchmarks/bench_models.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import SHARED, machine, table, timeit  # noqa: E402
+from edge.classify import EmotionClassifier  # noqa: E402
+from edge.detect import BlazeFace, DetectorOptions  # noqa: E402
+
+
+def main() -> None:
+    cap = cv2.VideoCapture(str(SHARED / "videos" / "liveportrait_d18.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    frame = cap.read()[1]
+    big = cv2.resize(frame, (640, 480))
+    rows = []
+    for variant in ("short", "full"):
+        det = BlazeFace(DetectorOptions(variant=variant, num_threads=1))
+        for name, img in (("480x480", frame), ("640x480", big)):
+            rows.append([f"BlazeFace {variant} ({name}, pre+invoke+post)", f"{timeit(lambda: det.detect(img), 300) * 1e3:.3f}"])
+    det = BlazeFace()
+    d = det.detect(frame)[0]
+    clf = EmotionClassifier(num_threads=1)
+    rows.append(["crop+preprocess per face (275 px face)", f"{timeit(lambda: clf.crop(frame, d), 2000) * 1e3:.4f}"])
+    face = clf.crop(frame, d)[None]
+    rows.append(["int8 classifier per face (batch 1)", f"{timeit(lambda: clf.predict_batch(face), 2000) * 1e3:.3f}"])
+    faces4 = np.repeat(face, 4, axis=0)
+    rows.append(["int8 classifier per face (batch 4)", f"{timeit(lambda: clf.predict_batch(faces4), 500) / 4 * 1e3:.3f}"])
+    print(f"machine: {machine()}; 1 inference thread\n")
+    print(table(rows, ["stage", "ms"]))
+
+
+if __name__ == "__main__":
+    main()

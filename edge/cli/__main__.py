@@ -1,0 +1,7 @@
+"""``python -m edge.cli``."""
+
+import sys
+
+from edge.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""fit 1 epoch on a few hundred real images -> int8 convert -> evaluate the .tflite via the runtime path."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.train]
+
+
+def _run(module, *args, timeout=600):
+    res = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fer2013):
+    out = tmp_path_factory.mktemp("fit")
+    _run("training.cli", "fit", "--data", str(fer2013 / "train"), "--out", str(out / "run"), "--epochs", "1",
+         "--limit", "400", "--batch-size", "64", "--cache", str(out / "cache"), "--width", "0.5")
+    return out
+
+
+def test_fit_writes_model_curves_and_summary(trained):
+    run = trained / "run"
+    for name in ("model.keras", "best.keras", "curves.png", "history.csv", "fit.json"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "fit.json").read_text())
+    assert summary["n_train"] == 360 and summary["n_val"] == 40 and summary["epochs_run"] == 1
+    assert summary["seconds_per_epoch"] > 0
+
+
+def test_convert_int8_then_evaluate_tflite_through_the_runtime(trained, fer2013):
+    tfl = trained / "m_int8.tflite"
+    res = _run("convert.cli", "--keras", str(trained / "run" / "model.keras"), "--out", str(tfl), "--quantize",
+               "int8", "--calib-data", str(fer2013 / "train"), "--calib-n", "500", "--parity-n", "300",
+               "--cache", str(trained / "cache"))
+    report = json.loads(res.stdout[res.stdout.index("{"):])
+    assert report["parity"]["n"] == 300 and report["parity"]["top1_agreement"] >= 0.8
+    meta = json.loads(tfl.with_suffix(".json").read_text())
+    assert meta["quantization"] == "int8" and meta["calibration_images"] == 500 and len(meta["labels"]) == 7
+
+    from edge.classify import EmotionClassifier
+
+    clf = EmotionClassifier(tfl)
+    assert clf.input_dtype == np.int8 and clf.in_scale == pytest.approx(1 / 255, rel=1e-3)
+    ev = _run("training.cli", "evaluate", "--model", str(tfl), "--data", str(fer2013 / "test"), "--json",
+              "--cache", str(trained / "cache"), "--out", str(trained / "eval"))
+    metrics = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert metrics["n"] == 3589 and 0 <= metrics["accuracy"] <= 1 and "macro_f1" in metrics
+    assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    assert (trained / "eval" / "confusion.png").is_file()
+
+
+def test_evaluate_errors_are_one_line(tmp_path, fer2013):
+    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
+                          "--data", str(fer2013 / "test")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3 and "model file not found" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
+                          "--data", str(tmp_path / "nothing")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "no such file" in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,74 @@
+"""edge.classify: the shipped int8 model on real faces."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import read_frame
+from edge.classify import DEFAULT_MODEL, EmotionClassifier
+from edge.detect import BlazeFace
+from edge.labels import EMOTIONS
+from edge.runtime import ModelError
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return EmotionClassifier()
+
+
+def test_shipped_model_is_full_int8_with_metadata(clf):
+    assert clf.input_dtype == np.int8
+    assert clf.labels == EMOTIONS
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert meta["quantization"] == "int8" and meta["labels"] == list(EMOTIONS)
+    assert DEFAULT_MODEL.stat().st_size <= 1.5 * 1024 * 1024
+
+
+def test_seven_probabilities_summing_to_one_on_real_faces(clf, fer2013, d19):
+    files = [sorted((fer2013 / "test" / e).iterdir())[0] for e in EMOTIONS]
+    import cv2
+
+    from edge.preprocess import preprocess_face
+
+    faces = np.stack([preprocess_face(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files])
+    probs = clf.predict_batch(faces)
+    assert probs.shape == (7, 7)
+    assert np.allclose(probs.sum(1), 1.0, atol=0.03)
+    frame = read_frame(d19, 200)
+    scores = clf.classify(frame, BlazeFace().detect(frame))
+    assert len(scores) == 1 and abs(scores[0].probs.sum() - 1) < 0.03
+
+
+def test_batched_and_single_invocations_agree(clf, fer2013):
+    from edge.preprocess import preprocess_face
+    from training.data import read_image
+
+    files = sorted((fer2013 / "test" / "happy").iterdir())[:9]
+    x = np.stack([preprocess_face(read_image(f)) for f in files])
+    batched = clf.predict_batch(x, batch_size=4)  # 4 + 4 + 1
+    single = np.concatenate([clf.predict_batch(x[i:i + 1]) for i in range(9)])
+    assert np.array_equal(batched, single)
+
+
+def test_model_beats_chance_on_real_test_faces(clf, fer2013):
+    """A trained model, not a stub: well above the 25% majority-class rate on 350 test faces."""
+    from edge.preprocess import preprocess_face
+    from training.data import read_image
+
+    xs, ys = [], []
+    for k, e in enumerate(EMOTIONS):
+        for f in sorted((fer2013 / "test" / e).iterdir())[:50]:
+            xs.append(preprocess_face(read_image(f)))
+            ys.append(k)
+    acc = (clf.predict_batch(np.stack(xs)).argmax(1) == np.array(ys)).mean()
+    assert acc > 0.45
+
+
+def test_missing_or_invalid_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        EmotionClassifier(tmp_path / "nope.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelError):
+        EmotionClassifier(bad)

@@ -1,0 +1,75 @@
+"""edge.publish (outbox queue, topics) and edge.pipeline commands/state/events."""
+
+import json
+
+from edge.labels import EMOTIONS
+from edge.pipeline.commands import CommandTargets, handle_command
+from edge.pipeline.events import SCHEMA_VERSION, event_to_dict, make_event, track_ended_event
+from edge.pipeline.state import ha_discovery, source_state
+from edge.publish.queue import MessageQueue
+from edge.publish.topics import Topics
+from edge.smooth import EmotionSmoother
+from edge.types import BBox, EmotionScores
+
+import numpy as np
+
+
+def test_outbox_is_fifo_persistent_and_bounded(tmp_path):
+    path = tmp_path / "q.sqlite"
+    q = MessageQueue(path, max_messages=5)
+    ids = [q.put("t", f"m{i}".encode()) for i in range(7)]
+    assert len(q) == 5 and q.dropped == 2
+    assert [m.payload for m in q.peek()] == [b"m2", b"m3", b"m4", b"m5", b"m6"]
+    q.delete(ids[2])
+    q.close()
+    q2 = MessageQueue(path)
+    assert [m.payload for m in q2.peek()] == [b"m3", b"m4", b"m5", b"m6"]
+    assert [m.payload for m in q2.peek(after_id=ids[4])] == [b"m5", b"m6"]
+
+
+def test_topics():
+    t = Topics("edge-fer", "pi1")
+    assert t.status == "edge-fer/pi1/status" and t.event("cam0") == "edge-fer/pi1/cam0/event"
+    assert t.state("cam0") == "edge-fer/pi1/cam0/state" and t.cmd_result == "edge-fer/pi1/cmd/result"
+
+
+def _targets(log):
+    return CommandTargets(lambda s, p: log.append(("pause" if p else "resume", s)),
+                          lambda s: log.append(("state", s)), lambda: ["cam0"])
+
+
+def test_commands_and_malformed_payloads():
+    log = []
+    t = _targets(log)
+    assert handle_command(b'{"cmd":"pause","source":"cam0","id":7}', t) == {"id": 7, "cmd": "pause", "ok": True}
+    assert handle_command(b'{"cmd":"resume","source":"cam0"}', t)["ok"]
+    assert handle_command(b'{"cmd":"publish_state"}', t)["ok"]
+    assert log == [("pause", "cam0"), ("resume", "cam0"), ("state", None)]
+    for bad, why in [(b"\xff\xfe", "malformed"), (b"[1,2]", "JSON object"), (b'{"cmd":"reboot"}', "unknown cmd"),
+                     (b'{"cmd":"pause","source":"cam9"}', "unknown source"), (b'{"cmd":"pause"}', "needs")]:
+        reply = handle_command(bad, t)
+        assert reply["ok"] is False and why in reply["error"]
+
+
+def test_event_schema_fields():
+    sm = EmotionSmoother()
+    state, _ = sm.update(3, EmotionScores(np.eye(7, dtype=np.float32)[EMOTIONS.index("happy")]), 1.0)
+    sm.update(3, EmotionScores(np.eye(7, dtype=np.float32)[EMOTIONS.index("happy")]), 2.0)
+    ev = event_to_dict(make_event("track_started", state, 3, "cam0", 1.0, BBox(10, 20, 30, 40), (100, 200), EMOTIONS))
+    assert ev["schema_version"] == SCHEMA_VERSION and ev["ts"].endswith("Z")
+    assert ev["bbox"] == {"x": 0.1, "y": 0.1, "w": 0.3, "h": 0.2}
+    assert set(ev["scores"]) == set(EMOTIONS) and ev["emotion"] == "happy" and ev["confidence"] == 1.0
+    end = event_to_dict(track_ended_event(state, 3, "cam0", BBox(0, 0, 10, 10), (100, 100), EMOTIONS))
+    assert end["duration_s"] == 1.0 and end["dominant_emotion"] == "happy"
+    assert end["seconds_per_emotion"]["happy"] == 1.0
+    json.dumps(end)
+
+
+def test_state_and_home_assistant_discovery():
+    s = source_state("cam0", {1: "happy", 2: "happy", 5: "sad"}, True, False)
+    assert s["faces"] == 3 and s["dominant_emotion"] == "happy" and s["tracks"] == {"1": "happy", "2": "happy",
+                                                                                     "5": "sad"}
+    assert source_state("cam0", {}, False, True)["dominant_emotion"] is None
+    cfgs = ha_discovery(Topics("edge-fer", "pi1"), "homeassistant", "cam0")
+    assert set(cfgs) == {"homeassistant/sensor/pi1_cam0_emotion/config", "homeassistant/sensor/pi1_cam0_faces/config"}
+    assert all(c["state_topic"] == "edge-fer/pi1/cam0/state" for c in cfgs.values())

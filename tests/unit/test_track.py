@@ -1,0 +1,58 @@
+"""edge.track: id stability, confirmation, expiry, carry between detections."""
+
+import numpy as np
+
+from edge.track import IoUTracker, TrackerOptions
+from edge.types import BBox, Detection
+
+
+def det(x, y, w=50, h=50):
+    return Detection(BBox(x, y, w, h), 0.9, np.zeros((6, 2), np.float32))
+
+
+def test_ids_stay_stable_while_faces_move():
+    tr = IoUTracker(TrackerOptions(min_hits=1))
+    ids = []
+    for t in range(20):
+        up = tr.update([det(10 + 3 * t, 10), det(300 - 3 * t, 200)], t / 10)
+        ids.append(sorted(f.track.track_id for f in up.seen))
+    assert all(i == [1, 2] for i in ids)
+
+
+def test_track_survives_max_missed_rounds_then_ends():
+    tr = IoUTracker(TrackerOptions(max_missed=3, min_hits=1))
+    tr.update([det(10, 10)], 0.0)
+    for k in range(3):
+        assert tr.update([], 0.1 * (k + 1)).removed == []
+    assert [t.track_id for t in tr.update([], 0.4).removed] == [1]
+    assert tr.update([det(10, 10)], 0.5).seen[0].track.track_id == 2
+
+
+def test_reappearing_face_within_max_missed_keeps_its_id():
+    tr = IoUTracker(TrackerOptions(max_missed=5, min_hits=1))
+    tr.update([det(10, 10)], 0.0)
+    tr.update([], 0.1)
+    assert tr.update([det(12, 10)], 0.2).seen[0].track.track_id == 1
+
+
+def test_confirmation_needs_min_hits():
+    tr = IoUTracker(TrackerOptions(min_hits=3))
+    confirmed = [tr.update([det(10, 10)], t / 10).seen[0].track.confirmed for t in range(4)]
+    assert confirmed == [False, False, True, True]
+
+
+def test_carry_moves_boxes_with_velocity_and_keeps_the_detection():
+    tr = IoUTracker(TrackerOptions(min_hits=1, velocity_smoothing=1.0))
+    tr.update([det(0, 0)], 0.0)
+    tr.update([det(10, 0)], 1.0)  # 10 px/s to the right
+    carried = tr.carry(1.5)
+    assert len(carried) == 1 and abs(carried[0].detection.bbox.x - 15) < 1e-6
+    assert tr.tracks[0].bbox.x == 10  # the track keeps its last real box
+
+
+def test_crossing_faces_do_not_swap_with_iou_matching():
+    tr = IoUTracker(TrackerOptions(min_hits=1))
+    tr.update([det(0, 0), det(200, 0)], 0)
+    up = tr.update([det(205, 0), det(5, 0)], 0.1)
+    by_x = {round(f.detection.bbox.x): f.track.track_id for f in up.seen}
+    assert by_x == {5: 1, 205: 2}
