@@ -74,6 +74,13 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
+    """SIGTERM a child process if it still runs, and reap it."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout)
+
+
 class Mosquitto:
     """A real mosquitto broker on a loopback port; can be stopped and restarted on the same port."""
 
@@ -90,9 +97,7 @@ class Mosquitto:
         wait_port(self.port)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
+        terminate(self.proc)
 
 
 @pytest.fixture
@@ -121,9 +126,7 @@ class RtspServer:
             raise RuntimeError(f"RTSP server did not start: {line} {self.proc.stderr.read()[:500]}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
+        terminate(self.proc)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
     p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest")
     p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"])
+    p.add_argument("--crop", default="auto", choices=["auto", "detect", "none"],
+                   help="folder layout: crop faces with the runtime detector (auto: images > 96 px)")
     p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
     p.add_argument("--cache", default=None, help="folder for cached arrays")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
-                               contempt=args.contempt, out_dir=args.out, cache_dir=args.cache)
+                               contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,
+                               crop=args.crop)
     except DataError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -275,7 +275,7 @@ def _cache_key(path: Path, layout: str, options: dict) -> str:
 
 def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Path | None = None,
                  usage: str | None = None, ferplus_mode: str = "majority", contempt: str = "neutral",
-                 cropper: FaceCropper | None = None) -> FaceDataset:
+                 crop: str = "none") -> FaceDataset:
     """Load any supported layout, through an ``.npy`` cache when ``cache_dir`` is set.
 
     Args:
@@ -284,7 +284,9 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
         cache_dir: Folder for cached arrays (never inside the repository).
         usage: FER2013 CSV Usage filter.
         ferplus_mode, contempt: FER+ options (see :func:`load_ferplus`).
-        cropper: Face cropper for whole-photo folders (see :func:`load_folder`).
+        crop: Folder layout only: ``none`` (images are face crops), ``detect``
+            (crop the largest face with the runtime detector), ``auto`` (detect
+            in images larger than 96 px only); see ``training.crop``.
 
     Raises:
         DataError: for a missing path, unknown layout or malformed file.
@@ -295,7 +297,7 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
     layout = detect_layout(path) if layout == "auto" else layout
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    options = {"usage": usage, "mode": ferplus_mode, "contempt": contempt, "crop": cropper is not None}
+    options = {"usage": usage, "mode": ferplus_mode, "contempt": contempt, "crop": crop}
     cache = Path(cache_dir) / f"{path.name}-{layout}-{_cache_key(path, layout, options)}" if cache_dir else None
     if cache and (cache / "x.npy").is_file():
         labels = tuple((cache / "labels.txt").read_text().split())
@@ -305,7 +307,9 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
     elif layout == "ferplus":
         data = load_ferplus(path, ferplus_mode, contempt)
     else:
-        data = load_folder(path, cropper)
+        from training.crop import detector_cropper
+
+        data = load_folder(path, detector_cropper(crop))
     if data.skipped:
         log.warning("%s: skipped %d unreadable or face-less images", path, data.skipped)
     if cache:

@@ -57,13 +57,13 @@ def metrics_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> d
 
 def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", usage: str | None = None,
                   contempt: str = "neutral", out_dir: str | Path | None = None,
-                  cache_dir: str | Path | None = None) -> dict:
+                  cache_dir: str | Path | None = None, crop: str = "auto") -> dict:
     """Evaluate a model on a labelled dataset.
 
     Args:
         model: ``.keras`` or ``.tflite`` file.
         data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``).
-        layout, usage, contempt: Dataset options (FER+ is read in majority mode).
+        layout, usage, contempt, crop: Dataset options (FER+ is read in majority mode).
         out_dir: When set, writes ``metrics.json`` and ``confusion.png`` there.
 
     Returns:
@@ -72,7 +72,8 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
     Raises:
         DataError, ModelError: bad dataset or model.
     """
-    ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority", contempt=contempt)
+    ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority", contempt=contempt,
+                      crop=crop)
     probs, model_labels = predict_probs(Path(model), ds.x)
     y_true = [ds.labels[i] for i in ds.hard_labels]
     y_pred = [model_labels[i] for i in probs.argmax(1)]

@@ -22,6 +22,7 @@ class FitConfig:
     out: str
     labels: str = "fer2013"          # fer2013 | ferplus
     layout: str = "auto"
+    crop: str = "auto"               # folder layout: none | detect | auto (whole photos > 96 px)
     ferplus_mode: str = "soft"       # majority | soft (FER+ only)
     model: str = "edge"
     width: float = 1.0
@@ -119,7 +120,7 @@ def load_training_data(cfg: FitConfig):
 
     mode = cfg.ferplus_mode if cfg.labels == "ferplus" else "majority"
     data = load_dataset(cfg.data, cfg.layout, cache_dir=cfg.cache, usage="Training" if cfg.layout == "csv" else None,
-                        ferplus_mode=mode, contempt="neutral")
+                        ferplus_mode=mode, contempt="neutral", crop=cfg.crop)
     if cfg.limit:
         rng = np.random.default_rng(cfg.seed)
         data = data.subset(np.sort(rng.permutation(len(data.x))[: cfg.limit]))

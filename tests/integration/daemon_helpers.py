@@ -53,7 +53,7 @@ class Subscriber:
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=not persistent)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("edge-fer/#", qos=1)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([("edge-fer/#", 1), ("homeassistant/#", 1)])
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", port, keepalive=5)

@@ -23,7 +23,7 @@ def _stop(proc, timeout=5.0):
 
 
 def test_status_events_state_commands_metrics_and_sigterm(mosquitto, d19, tmp_path):
-    cfg, mport = write_config(tmp_path, mosquitto.port, str(d19))
+    cfg, mport = write_config(tmp_path, mosquitto.port, str(d19), mqtt={"homeassistant_discovery": True})
     proc = start_daemon(cfg, tmp_path / "daemon.log")
     sub = Subscriber(mosquitto.port)
     try:
@@ -35,8 +35,10 @@ def test_status_events_state_commands_metrics_and_sigterm(mosquitto, d19, tmp_pa
         assert set(ev["bbox"]) == {"x", "y", "w", "h"} and all(0 <= v <= 1 for v in ev["bbox"].values())
         sub.wait_for(lambda: any(s["faces"] == 1 for s in sub.json_on(STATE)), what="state with a face")
 
-        late = Subscriber(mosquitto.port)  # retained status and state reach a late subscriber
+        late = Subscriber(mosquitto.port)  # retained status, state and HA discovery reach a late subscriber
         late.wait_for(lambda: late.on(STATE) and late.on(STATUS) == [b"online"], what="retained messages")
+        ha = late.wait_for(lambda: late.json_on("homeassistant/sensor/t1_cam0_emotion/config"), what="HA discovery")
+        assert ha[0]["state_topic"] == STATE and ha[0]["availability_topic"] == STATUS
         assert all(r for t, _, r in late.messages if t in (STATE, STATUS))
         late.close()
 

@@ -108,3 +108,24 @@ def test_validation_split_is_stratified_and_disjoint(fer2013, tmp_path):
     train, val = split_validation(data, 0.2, seed=1)
     assert len(train.x) == 56 and len(val.x) == 14
     assert list(val.y.sum(0)) == [2.0] * 7
+
+
+def test_whole_photo_folders_are_cropped_by_the_runtime_detector(d19, tmp_path):
+    """CK+/JAFFE/RaFD-style folders: faces found by BlazeFace, face-less photos skipped and counted."""
+    import cv2
+
+    from conftest import read_frame
+    from edge.detect import BlazeFace, DetectorOptions
+    from edge.preprocess import preprocess_face
+
+    root = tmp_path / "ckplus"
+    (root / "happiness").mkdir(parents=True)
+    (root / "anger").mkdir()
+    frame = read_frame(d19, 200)
+    cv2.imwrite(str(root / "happiness" / "s01.png"), frame)
+    cv2.imwrite(str(root / "anger" / "s02.png"), frame * 0)  # no face: skipped
+    data = load_dataset(root, crop="auto")
+    assert len(data.x) == 1 and data.skipped == 1 and data.labels[data.hard_labels[0]] == "happy"
+    det = max(BlazeFace(DetectorOptions(variant="full")).detect(cv2.imread(str(root / "happiness" / "s01.png"))), key=lambda d: d.bbox.area)
+    assert np.abs(data.x[0] - preprocess_face(cv2.imread(str(root / "happiness" / "s01.png")),
+                                              det.bbox.as_tuple(), margin=0.15)).max() == 0
