@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -39,3 +40,16 @@ class StageTimer:
     def mean_ms(self, per: int | None = None) -> dict[str, float]:
         """Mean milliseconds per call, or per ``per`` units (e.g. frames) when given."""
         return {k: 1000.0 * v / max(1, per if per else self.calls[k]) for k, v in self.total.items()}
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (``/proc/self/stat`` start time vs ``/proc/uptime``,
+    10 ms resolution; Linux). None where ``/proc`` is unavailable."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -13,7 +13,7 @@ from edge.config import Config
 from edge.pipeline.annotate import AnnotatedVideo
 from edge.pipeline.factory import build_pipeline
 from edge.pipeline.outputs import EventsJsonl, FramesCsv, build_summary
-from edge.pipeline.timing import StageTimer
+from edge.pipeline.timing import StageTimer, process_age_s
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def run_video(path: str | Path, cfg: Config, out_dir: Path) -> VideoRun:
             timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decoder thread
             result = pipeline.process(frame)
             if first_frame_s is None:
-                first_frame_s = time.perf_counter() - t_start
+                first_frame_s = process_age_s() or time.perf_counter() - t_start
             with timer.stage("write"):
                 outputs.write(frame, result)
             frames, last_t = frames + 1, frame.time_s
@@ -109,7 +109,7 @@ def run_video(path: str | Path, cfg: Config, out_dir: Path) -> VideoRun:
         "duration_s": round(last_t + (1.0 / source.fps if source.fps and frames else 0.0), 3),
         "face_rows": outputs.frames.rows, "events": outputs.events.count,
         "processing_s": round(elapsed, 3), "processing_fps": frames / elapsed if elapsed > 0 else 0.0,
-        "first_frame_s": round(first_frame_s or 0.0, 4), "detect_every": cfg.detect_every,
+        "first_frame_s": round(first_frame_s or 0.0, 3), "detect_every": cfg.detect_every,
         "stage_ms_per_frame": {k: round(v, 4) for k, v in timer.mean_ms(per=max(1, frames)).items()},
         "decoder_error": source.error,
     })

@@ -1,0 +1,66 @@
+"""The daemon over MQTT with TLS and a password (from an environment variable), real mosquitto."""
+
+import getpass
+import os
+import shutil
+import sys
+import time
+import signal
+import ssl
+import subprocess
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from conftest import ROOT, free_port, terminate, wait_port
+from daemon_helpers import write_config
+
+pytestmark = pytest.mark.integration
+
+
+def _certs(tmp):
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl)."""
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=tmp)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-fer test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    (tmp / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "ext.cnf", "-out", "server.crt")
+
+
+def test_tls_and_password_from_env(d19, tmp_path):
+    _certs(tmp_path)
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(tmp_path / "pw"), "edge", "s3cret"], check=True)
+    port = free_port()
+    (tmp_path / "m.conf").write_text(
+        f"listener {port} 127.0.0.1\ncafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
+        f"keyfile {tmp_path}/server.key\nallow_anonymous false\npassword_file {tmp_path}/pw\n"
+        f"user {getpass.getuser()}\n")  # as root, stay root: the key lives in pytest's private tmp folder
+    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp_path / "m.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    cfg, _ = write_config(tmp_path, port, str(d19), mqtt={"username": "edge", "tls": {"ca_certs": str(tmp_path / "ca.crt")},
+                                                          "password_env": "TEST_MQTT_PW"})
+    got = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.username_pw_set("edge", "s3cret")
+    sub.tls_set(ca_certs=str(tmp_path / "ca.crt"), cert_reqs=ssl.CERT_REQUIRED)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("edge-fer/#", qos=1)
+    sub.on_message = lambda c, u, m: got.append(m.topic)
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    env = {**os.environ, "TEST_MQTT_PW": "s3cret"}
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "--config", str(cfg)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "edge-fer/t1/cam0/event" not in got:
+            time.sleep(0.1)
+        assert "edge-fer/t1/status" in got and "edge-fer/t1/cam0/event" in got
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        terminate(proc)
+        sub.loop_stop()
+        terminate(broker)
