@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.labels import EMOTIONS
-from edge.preprocess import INPUT_SIZE, PIXEL_SCALE
+from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, PIXEL_SCALE
 
 QUANT_MODES = ("int8", "float16", "none")
 
@@ -75,6 +75,7 @@ def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict) -> dict
                                              "color": "grey (BT.601)", "scale": PIXEL_SCALE,
                                              "range": [0.0, 1.0],
                                              "preprocess": "edge.preprocess.preprocess_face"},
+        "crop_margin": DEFAULT_CROP_MARGIN,
         "dataset": dataset, "edge_fer_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra,
     }

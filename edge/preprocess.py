@@ -21,6 +21,11 @@ import numpy as np
 INPUT_SIZE = 48
 #: Pixel scale: model input = grey / 255, in [0, 1].
 PIXEL_SCALE = 1.0 / 255.0
+#: Default crop margin around a BlazeFace box (fraction of its side, per side).
+#: BlazeFace boxes run from the brows to the chin; FER2013 crops are about as
+#: tight (Goodfellow et al., 2013: faces "more or less centred and occupying
+#: about the same amount of space"), so only a small margin is added.
+DEFAULT_CROP_MARGIN = 0.05
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.preprocess import INPUT_SIZE, preprocess_face
+from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, preprocess_face
 
 #: Images whose shorter side exceeds this many pixels are treated as whole photos in ``auto`` mode.
 AUTO_CROP_MIN_SIDE = 2 * INPUT_SIZE
 
 
-def detector_cropper(mode: str = "auto", margin: float = 0.15, variant: str = "full"):
+def detector_cropper(mode: str = "auto", margin: float = DEFAULT_CROP_MARGIN, variant: str = "full"):
     """A cropper for :func:`training.data.load_folder`, or None for ``mode == "none"``.
 
     Args:

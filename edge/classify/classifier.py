@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.labels import EMOTIONS
-from edge.preprocess import INPUT_SIZE, preprocess_face
+from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, preprocess_face
 from edge.runtime import ModelError, load_interpreter
 from edge.types import Detection, EmotionScores
 
@@ -50,7 +50,7 @@ class EmotionClassifier:
             num_threads: Interpreter threads.
             max_batch: Largest batch given to one invocation; larger inputs are split.
             margin: Face-crop margin (fraction of the bbox side per side); None
-                takes ``crop_margin`` from the sidecar, else 0.15.
+                takes ``crop_margin`` from the sidecar, else ``DEFAULT_CROP_MARGIN``.
 
         Raises:
             ModelError: missing/invalid file or an input shape other than (N, 48, 48, 1).
@@ -65,7 +65,7 @@ class EmotionClassifier:
             raise ModelError(f"{self.path}: expected input (N, {INPUT_SIZE}, {INPUT_SIZE}, 1), got {shape}")
         self.meta = self._read_sidecar()
         self.labels: tuple[str, ...] = tuple(self.meta.get("labels", EMOTIONS))
-        self.margin = margin if margin is not None else float(self.meta.get("crop_margin", 0.15))
+        self.margin = margin if margin is not None else float(self.meta.get("crop_margin", DEFAULT_CROP_MARGIN))
         self.in_scale, self.in_zero = first.inp["quantization"]
         self.out_scale, self.out_zero = first.out["quantization"]
         self.input_dtype = first.inp["dtype"]
