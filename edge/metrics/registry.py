@@ -20,6 +20,8 @@ class Metrics:
                                         ["source"], registry=r)
         self.frames_dropped = Counter("edge_fer_frames_dropped", "Live frames dropped because the pipeline was busy",
                                       ["source"], registry=r)
+        self.frame_errors = Counter("edge_fer_frame_errors", "Frames skipped after a processing error",
+                                    ["source"], registry=r)
         self.faces_detected = Counter("edge_fer_faces_detected", "Faces detected", ["source"], registry=r)
         self.stage_latency = Histogram("edge_fer_stage_latency_seconds", "Per-stage processing time per frame",
                                        ["stage"], buckets=LATENCY_BUCKETS, registry=r)

@@ -65,7 +65,10 @@ class FramePipeline:
         detect = self._processed % self.options.detect_every == 0
         if not detect:
             with self.timer.stage("track"):
-                return False, self.tracker.carry(frame.time_s), []
+                carried = self.tracker.carry(frame.time_s)
+            # a box carried out of the picture has nothing left to classify
+            visible = [f for f in carried if f.detection.bbox.clipped(frame.width, frame.height).area > 0]
+            return False, visible, []
         with self.timer.stage("detect"):
             detections = self.detector.detect(frame.image)
         with self.timer.stage("track"):

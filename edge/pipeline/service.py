@@ -105,7 +105,12 @@ class Service:
         return any(s.up for s in self.sources.values())
 
     def _process(self, name: str, frame) -> None:
-        result = self.pipelines[name].process(frame)
+        try:
+            result = self.pipelines[name].process(frame)
+        except Exception:  # noqa: BLE001 - one bad frame must not stop a months-long run
+            self.metrics.frame_errors.labels(name).inc()
+            log.exception("source %s: frame %d failed; skipped", name, frame.index)
+            return
         m = self.metrics
         m.frames_processed.labels(name).inc()
         m.faces_detected.labels(name).inc(len(result.faces) if result.detected else 0)

@@ -2,7 +2,7 @@
 
 Events are stored in :class:`edge.publish.queue.MessageQueue` first; a
 sender thread hands them to paho in id order while connected and deletes each
-one when its PUBACK arrives (``on_publish``). paho keeps unacknowledged QoS 1
+one once its PUBACK has arrived (``MQTTMessageInfo.is_published``). paho keeps unacknowledged QoS 1
 messages and resends them after a reconnect (MQTT 3.1.1, section 4.4), and
 rows never acknowledged are published again after a daemon restart. The
 ``status`` topic is retained ``online`` on connect and ``offline`` as Last
@@ -16,6 +16,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -43,9 +44,7 @@ class MqttPublisher:
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
         self.published: dict[str, int] = {}
-        self._inflight: dict[int, int] = {}
-        self._early_acks: set[int] = set()
-        self._lock = threading.Lock()
+        self._inflight: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
         self._last_handed = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -97,13 +96,7 @@ class MqttPublisher:
         self.connected.clear()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            row = self._inflight.pop(mid, None)
-            if row is None:
-                self._early_acks.add(mid)
-                return
-        self.outbox.delete(row)
-        self._wake.set()
+        self._wake.set()  # the sender thread reaps acknowledged messages
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic != self.topics.cmd or self.on_command is None:
@@ -117,33 +110,30 @@ class MqttPublisher:
     # --- sender thread ---
     def _send_loop(self) -> None:
         while not self._stop.is_set():
-            if not self.connected.is_set() or len(self._inflight) >= self.window:
-                self._wake.wait(0.1)
-                self._wake.clear()
-                continue
-            batch = self.outbox.peek(self._last_handed, self.window - len(self._inflight))
+            self._reap()
+            room = self.window - len(self._inflight)
+            batch = self.outbox.peek(self._last_handed, room) if self.connected.is_set() and room > 0 else []
             if not batch:
-                self._wake.wait(0.2)
+                self._wake.wait(0.05)
                 self._wake.clear()
                 continue
             for msg in batch:
-                self._hand_over(msg.id, msg.topic, msg.payload, msg.qos, msg.retain)
+                info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+                self._last_handed = msg.id
+                if msg.qos == 0:
+                    self.outbox.delete(msg.id)
+                else:  # paho keeps it (and resends after a reconnect) until the PUBACK
+                    self._inflight.append((msg.id, info))
 
-    def _hand_over(self, row: int, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        self._last_handed = row
-        if qos == 0:
-            self.outbox.delete(row)
-            return
-        with self._lock:
-            if info.mid in self._early_acks:
-                self._early_acks.discard(info.mid)
-                acked = True
-            else:
-                self._inflight[info.mid] = row
-                acked = False
-        if acked:
-            self.outbox.delete(row)
+    def _reap(self) -> None:
+        """Delete the stored rows whose PUBACK arrived (paho sets ``is_published``)."""
+        while self._inflight and self._inflight[0][1].is_published():
+            self.outbox.delete(self._inflight.popleft()[0])
+        if any(info.is_published() for _, info in self._inflight):
+            done = [(row, info) for row, info in self._inflight if info.is_published()]
+            for row, info in done:
+                self.outbox.delete(row)
+                self._inflight.remove((row, info))
 
     # --- API for the pipeline (any thread, never blocks on the network) ---
     def enqueue(self, topic: str, payload: dict | str, kind: str = "event", retain: bool = False) -> None:

@@ -56,3 +56,20 @@ def test_crossing_faces_do_not_swap_with_iou_matching():
     up = tr.update([det(205, 0), det(5, 0)], 0.1)
     by_x = {round(f.detection.bbox.x): f.track.track_id for f in up.seen}
     assert by_x == {5: 1, 205: 2}
+
+
+def test_pipeline_drops_boxes_carried_out_of_the_frame(d19):
+    """A fast face carried past the border is not classified (no crop of empty space, no crash)."""
+    from conftest import read_frame
+    from edge.classify import EmotionClassifier
+    from edge.detect import BlazeFace
+    from edge.pipeline import FramePipeline, PipelineOptions
+    from edge.types import Frame
+
+    pipe = FramePipeline(BlazeFace(), EmotionClassifier(), options=PipelineOptions(detect_every=100),
+                         tracker=TrackerOptions(min_hits=1))
+    image = read_frame(d19, 10)
+    assert len(pipe.process(Frame(0, 0.0, image)).faces) == 1
+    pipe.tracker.tracks[0].velocity = (5000.0, 0.0)  # 5000 px/s to the right
+    assert pipe.process(Frame(1, 0.04, image)).faces  # moved 200 px: still partly visible
+    assert pipe.process(Frame(2, 1.0, image)).faces == []  # 5000 px away: dropped
