@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-name", default="FER2013 train (Kaggle image folders)")
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "edge-fer"))
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--tta-flip", action="store_true", help="average the scores of the face and its mirror image")
+    p.add_argument("--val-of", default=None,
+                   help="fit run folder: use its validation split (carved from training data) for the parity report")
     return p
 
 
@@ -58,13 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quantize == "int8" and len(calib.x) < 500:
         logging.warning("only %d calibration images (>= 500 advised)", len(calib.x))
-    blob = convert_model(args.keras, args.quantize, calib.x)
+    if args.val_of:
+        from training.fit import validation_split_of
+
+        parity_src = validation_split_of(args.val_of)
+    blob = convert_model(args.keras, args.quantize, calib.x, tta_flip=args.tta_flip)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(blob)
     parity = _sample(parity_src, args.parity_n, args.seed + 1)
-    report = parity_report(args.keras, args.out, parity.x, parity.hard_labels)
+    report = parity_report(args.keras, args.out, parity.x, parity.hard_labels, tta_flip=args.tta_flip)
+    report["data"] = f"validation split of {args.val_of}" if args.val_of else (args.parity_data or args.calib_data)
     meta = sidecar(args.out, args.quantize, args.dataset_name,
-                   {"calibration_images": int(len(calib.x)), "parity": report, "bytes": len(blob)})
+                   {"calibration_images": int(len(calib.x)), "parity": report, "bytes": len(blob),
+                    "tta_flip": bool(args.tta_flip)})
     args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps({"out": str(args.out), "bytes": len(blob), "parity": report}, indent=2))
     return 0

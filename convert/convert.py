@@ -22,30 +22,49 @@ from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, PIXEL_SCALE
 QUANT_MODES = ("int8", "float16", "none")
 
 
-def _converter(keras_path: Path):
+def with_flip_tta(model):
+    """Wrap a model so it averages its scores on the face and its mirror image.
+
+    One graph, batch-concatenated (x and flip(x)), so the weights are stored
+    once; output shape and meaning are unchanged.
+    """
+    import keras
+    from keras import ops
+
+    inputs = keras.Input(model.input_shape[1:], name="face")
+    both = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
+    scores = model(both)
+    outputs = ops.mean(ops.reshape(scores, (2, -1, scores.shape[-1])), axis=0)
+    return keras.Model(inputs, outputs, name=f"{model.name}_fliptta")
+
+
+def _converter(keras_path: Path, tta_flip: bool = False):
     import keras
     import tensorflow as tf
 
     model = keras.models.load_model(keras_path, compile=False)
+    if tta_flip:
+        model = with_flip_tta(model)
     export_dir = Path(tempfile.mkdtemp(prefix="edge-fer-export-"))
     model.export(str(export_dir), format="tf_saved_model", verbose=False)
     return model, tf, tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
 
 
-def convert_model(keras_path: Path, quantize: str, calibration: np.ndarray | None) -> bytes:
+def convert_model(keras_path: Path, quantize: str, calibration: np.ndarray | None, tta_flip: bool = False) -> bytes:
     """Convert a Keras model to TFLite bytes.
 
     Args:
         keras_path: ``.keras`` file.
         quantize: ``int8`` (full integer, int8 in/out), ``float16`` or ``none``.
         calibration: float32 (N, 48, 48) preprocessed faces for int8 calibration (N >= 500 advised).
+        tta_flip: Bake horizontal-flip test-time augmentation into the model (2x compute).
 
     Raises:
         ValueError: int8 without calibration data, or an unknown mode.
     """
     if quantize not in QUANT_MODES:
         raise ValueError(f"unknown quantization {quantize!r}; expected one of {QUANT_MODES}")
-    _, tf, conv = _converter(keras_path)
+    _, tf, conv = _converter(keras_path, tta_flip)
     if quantize == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
@@ -81,7 +100,7 @@ def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict) -> dict
     }
 
 
-def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndarray) -> dict:
+def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndarray, tta_flip: bool = False) -> dict:
     """Float (Keras) vs converted top-1 agreement and accuracy on the same images.
 
     Args:
@@ -92,6 +111,8 @@ def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndar
     from edge.classify import EmotionClassifier
 
     model = keras.models.load_model(keras_path, compile=False)
+    if tta_flip:
+        model = with_flip_tta(model)
     float_pred = model.predict(x[..., None], batch_size=256, verbose=0).argmax(1)
     clf = EmotionClassifier(tflite_path, num_threads=2)
     lite_pred = clf.predict_batch(x, batch_size=64).argmax(1)

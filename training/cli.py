@@ -35,7 +35,7 @@ def _fit_parser(sub) -> None:
 def _eval_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a .keras or .tflite model")
     p.add_argument("--model", required=True, help="model.keras or model.tflite")
-    p.add_argument("--data", required=True, help="dataset folder or FER2013 CSV")
+    p.add_argument("--data", help="dataset folder or FER2013 CSV (or use --val-of)")
     p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
     p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest")
     p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"])
@@ -44,6 +44,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
     p.add_argument("--cache", default=None, help="folder for cached arrays")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--val-of", default=None, help="fit run folder: evaluate on its validation split (ignores --data)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.val_of:
+        args.data = f"val-of:{args.val_of}"
+    elif not args.data:
+        parser.error("evaluate needs --data or --val-of")
     try:
         report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
                                contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,

@@ -62,7 +62,8 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
 
     Args:
         model: ``.keras`` or ``.tflite`` file.
-        data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``).
+        data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``), or
+            ``val-of:RUN_DIR`` for the validation split a ``fit`` run carved.
         layout, usage, contempt, crop: Dataset options (FER+ is read in majority mode).
         out_dir: When set, writes ``metrics.json`` and ``confusion.png`` there.
 
@@ -72,8 +73,13 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
     Raises:
         DataError, ModelError: bad dataset or model.
     """
-    ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority", contempt=contempt,
-                      crop=crop)
+    if str(data).startswith("val-of:"):
+        from training.fit import validation_split_of
+
+        ds = validation_split_of(str(data)[len("val-of:"):])
+    else:
+        ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority",
+                          contempt=contempt, crop=crop)
     probs, model_labels = predict_probs(Path(model), ds.x)
     y_true = [ds.labels[i] for i in ds.hard_labels]
     y_pred = [model_labels[i] for i in probs.argmax(1)]

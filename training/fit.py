@@ -154,6 +154,15 @@ def run_fit(cfg: FitConfig) -> dict:
     return summary
 
 
+def validation_split_of(run_dir: str | Path):
+    """The validation split a finished ``fit`` run carved (same data, seed and fraction, from ``fit.json``)."""
+    from training.data import split_validation
+
+    saved = json.loads((Path(run_dir) / "fit.json").read_text())["config"]
+    cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
+    return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.seed)[1]
+
+
 def run_kfold(cfg: FitConfig, data, out: Path) -> dict:
     """Stratified k-fold cross-validation (scikit-learn); returns per-fold validation accuracy."""
     from sklearn.model_selection import StratifiedKFold
