@@ -22,10 +22,11 @@ INPUT_SIZE = 48
 #: Pixel scale: model input = grey / 255, in [0, 1].
 PIXEL_SCALE = 1.0 / 255.0
 #: Default crop margin around a BlazeFace box (fraction of its side, per side).
-#: BlazeFace boxes run from the brows to the chin; FER2013 crops are about as
-#: tight (Goodfellow et al., 2013: faces "more or less centred and occupying
-#: about the same amount of space"), so only a small margin is added.
-DEFAULT_CROP_MARGIN = 0.05
+#: Measured: FER2013 validation faces (the split carved from train/) pasted
+#: into larger images, re-detected by BlazeFace and re-cropped are classified
+#: best at 0.10 (67.2% vs 66.0% at 0.00 and 64.7% at 0.15; 67.0% for the
+#: original crops), i.e. 0.10 reproduces the FER2013 registration.
+DEFAULT_CROP_MARGIN = 0.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def _crop(image: np.ndarray, box: CropBox) -> np.ndarray:
     return patch
 
 
-def _level_eyes(patch: np.ndarray, box: CropBox, eyes: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
+def _level_eyes(patch: np.ndarray, eyes: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
     """Rotate a crop about its centre so the line between the eyes is horizontal."""
     (lx, ly), (rx, ry) = eyes
     angle = math.degrees(math.atan2(ry - ly, rx - lx))
@@ -120,11 +121,12 @@ def preprocess_face(
         margin = 0.0
     box = square_crop_box(*bbox, margin=margin)
     patch = _crop(image, box)
-    if eyes is not None:
-        shifted = tuple((ex - box.x0, ey - box.y0) for ex, ey in eyes)
-        patch = _level_eyes(patch, box, shifted)  # type: ignore[arg-type]
     if patch.shape[0] > 2 * size:  # bilinear to 2x first: INTER_AREA at odd ratios costs ~10x more
         patch = cv2.resize(patch, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
+    if eyes is not None:  # rotate at the reduced size: same result, a fraction of the cost
+        k = patch.shape[0] / box.side
+        shifted = tuple(((ex - box.x0) * k, (ey - box.y0) * k) for ex, ey in eyes)
+        patch = _level_eyes(patch, shifted)  # type: ignore[arg-type]
     if patch.shape[0] != size or patch.shape[1] != size:
         interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
         patch = cv2.resize(patch, (size, size), interpolation=interp)

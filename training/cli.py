@@ -44,6 +44,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
     p.add_argument("--cache", default=None, help="folder for cached arrays")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--tta-flip", action="store_true", help="Keras models: average face and mirror-image scores")
     p.add_argument("--val-of", default=None, help="fit run folder: evaluate on its validation split (ignores --data)")
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
                                contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,
-                               crop=args.crop)
+                               crop=args.crop, tta_flip=args.tta_flip)
     except DataError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

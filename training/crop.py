@@ -42,6 +42,6 @@ def detector_cropper(mode: str = "auto", margin: float = DEFAULT_CROP_MARGIN, va
         if not faces:
             return None
         best = max(faces, key=lambda d: d.bbox.area)
-        return preprocess_face(image, best.bbox.as_tuple(), margin=margin)
+        return preprocess_face(image, best.bbox.as_tuple(), margin=margin, eyes=best.eyes)
 
     return crop

@@ -16,8 +16,12 @@ from edge.runtime import ModelError
 from training.data import load_dataset
 
 
-def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2) -> tuple[np.ndarray, tuple[str, ...]]:
+def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2,
+                  tta_flip: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
     """Probabilities (N, C) and label names for preprocessed faces (N, 48, 48).
+
+    ``tta_flip`` (Keras models) averages the scores of each face and its mirror
+    image, as ``edge-fer-convert --tta-flip`` bakes into a ``.tflite``.
 
     Raises:
         ModelError: missing file or unsupported extension.
@@ -35,6 +39,10 @@ def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2) -> tupl
         from edge.labels import EMOTIONS
 
         model = keras.models.load_model(model_path, compile=False)
+        if tta_flip:
+            from convert.convert import with_flip_tta
+
+            model = with_flip_tta(model)
         return model.predict(x[..., None], batch_size=256, verbose=0), EMOTIONS
     raise ModelError(f"{model_path}: expected a .tflite or .keras model")
 
@@ -57,7 +65,7 @@ def metrics_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> d
 
 def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", usage: str | None = None,
                   contempt: str = "neutral", out_dir: str | Path | None = None,
-                  cache_dir: str | Path | None = None, crop: str = "auto") -> dict:
+                  cache_dir: str | Path | None = None, crop: str = "auto", tta_flip: bool = False) -> dict:
     """Evaluate a model on a labelled dataset.
 
     Args:
@@ -80,7 +88,7 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
     else:
         ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority",
                           contempt=contempt, crop=crop)
-    probs, model_labels = predict_probs(Path(model), ds.x)
+    probs, model_labels = predict_probs(Path(model), ds.x, tta_flip=tta_flip)
     y_true = [ds.labels[i] for i in ds.hard_labels]
     y_pred = [model_labels[i] for i in probs.argmax(1)]
     labels = list(dict.fromkeys([*model_labels, *ds.labels]))

@@ -50,7 +50,7 @@ class ClassifierConfig(_Strict):
     model: str | None = Field(None, description="path to a .tflite; None = shipped int8 model")
     num_threads: int = Field(1, ge=1, le=16)
     margin: float | None = Field(None, ge=0, le=1, description="crop margin per side; None = model's")
-    align: bool = Field(False, description="rotate crops to level the eyes")
+    align: bool = Field(True, description="rotate crops to level the eyes (FER2013 faces are registered)")
 
 
 class TrackerConfig(_Strict):
@@ -64,8 +64,8 @@ class TrackerConfig(_Strict):
 class SmoothingConfig(_Strict):
     """Temporal smoothing (seconds)."""
 
-    tau_s: float = Field(0.5, ge=0, description="EMA time constant, seconds")
-    min_hold_s: float = Field(0.5, ge=0, description="hysteresis: seconds a new emotion must lead")
+    tau_s: float = Field(0.3, ge=0, description="EMA time constant, seconds")
+    min_hold_s: float = Field(0.3, ge=0, description="hysteresis: seconds a new emotion must lead")
 
 
 class OutputConfig(_Strict):

@@ -26,7 +26,7 @@ class PipelineOptions:
     """
 
     detect_every: int = 1
-    align: bool = False
+    align: bool = True
 
 
 @dataclass

@@ -22,13 +22,17 @@ from edge.types import EmotionScores
 class SmoothingOptions:
     """Smoothing settings.
 
+    Defaults react within ~0.5 s: macro-expressions last 0.5-4 s (Yan et al.,
+    2013, "How fast are the leaked facial expressions", J. Nonverbal Behav.),
+    while flicker shorter than ~0.3 s is classifier noise or a micro-expression.
+
     Attributes:
         tau_s: EMA time constant in seconds (0 disables smoothing).
         min_hold_s: Seconds a new leader must lead before it becomes current.
     """
 
-    tau_s: float = 0.5
-    min_hold_s: float = 0.5
+    tau_s: float = 0.3
+    min_hold_s: float = 0.3
 
 
 @dataclass

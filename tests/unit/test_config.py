@@ -39,7 +39,7 @@ def test_duplicate_source_names_and_bad_yaml(tmp_path):
 def test_cli_overrides_merge_over_the_file():
     cfg = load_config(ROOT_CONFIG, {"detect_every": 5, "classifier": {"num_threads": 2}})
     assert cfg.detect_every == 5 and cfg.classifier.num_threads == 2
-    assert cfg.classifier.align is False  # untouched keys keep the file's values
+    assert cfg.classifier.align is True and cfg.tracker.min_hits == 2  # untouched keys keep the file values
 
 
 def test_password_sources_in_order(tmp_path, monkeypatch):

@@ -128,4 +128,4 @@ def test_whole_photo_folders_are_cropped_by_the_runtime_detector(d19, tmp_path):
     assert len(data.x) == 1 and data.skipped == 1 and data.labels[data.hard_labels[0]] == "happy"
     det = max(BlazeFace(DetectorOptions(variant="full")).detect(cv2.imread(str(root / "happiness" / "s01.png"))), key=lambda d: d.bbox.area)
     assert np.abs(data.x[0] - preprocess_face(cv2.imread(str(root / "happiness" / "s01.png")),
-                                              det.bbox.as_tuple(), margin=DEFAULT_CROP_MARGIN)).max() == 0
+                                              det.bbox.as_tuple(), margin=DEFAULT_CROP_MARGIN, eyes=det.eyes)).max() == 0
