@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import SHARED, machine, table, timeit  # noqa: E402
-from edge.classify import EmotionClassifier  # noqa: E402
+from edge.classify import DEFAULT_MODEL, EmotionClassifier  # noqa: E402
 from edge.detect import BlazeFace, DetectorOptions  # noqa: E402
 
 
@@ -30,11 +30,17 @@ def main() -> None:
     det = BlazeFace()
     d = det.detect(frame)[0]
     clf = EmotionClassifier(num_threads=1)
-    rows.append(["crop+preprocess per face (275 px face)", f"{timeit(lambda: clf.crop(frame, d), 2000) * 1e3:.4f}"])
-    face = clf.crop(frame, d)[None]
-    rows.append(["int8 classifier per face (batch 1)", f"{timeit(lambda: clf.predict_batch(face), 2000) * 1e3:.3f}"])
+    for align in (False, True):
+        ms = timeit(lambda: clf.crop(frame, d, align), 2000) * 1e3
+        rows.append([f"crop+preprocess per face (275 px face, align={align})", f"{ms:.4f}"])
+    face = clf.crop(frame, d, True)[None]
     faces4 = np.repeat(face, 4, axis=0)
-    rows.append(["int8 classifier per face (batch 4)", f"{timeit(lambda: clf.predict_batch(faces4), 500) / 4 * 1e3:.3f}"])
+    for model in (DEFAULT_MODEL, DEFAULT_MODEL.with_name("emotion_int8_fast.tflite")):
+        clf = EmotionClassifier(model, num_threads=1)
+        ms1 = timeit(lambda: clf.predict_batch(face), 2000) * 1e3
+        ms4 = timeit(lambda: clf.predict_batch(faces4), 500) / 4 * 1e3
+        rows.append([f"{model.name} per face (batch 1)", f"{ms1:.3f}"])
+        rows.append([f"{model.name} per face (batch 4)", f"{ms4:.3f}"])
     print(f"machine: {machine()}; 1 inference thread\n")
     print(table(rows, ["stage", "ms"]))
 

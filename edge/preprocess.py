@@ -1,4 +1,4 @@
-"""The one face preprocessing function: crop -> resize -> grey -> scale.
+"""The one face preprocessing function: crop -> resize -> grey (-> level eyes) -> scale.
 
 Training (``training.data``), int8 calibration (``convert``) and the runtime
 classifier (``edge.classify``) all call :func:`preprocess_face`, so the model
@@ -91,11 +91,11 @@ def preprocess_face(
     """Turn a face in an image into one model input.
 
     Steps: square crop around ``bbox`` (edge-replicated past the borders),
-    optional in-plane rotation that levels the eyes, resize to ``size`` x
-    ``size`` (large crops: bilinear to 2x then a 2x2 ``INTER_AREA`` average,
-    within ~0.5 grey levels of a full ``INTER_AREA`` at a tenth of the cost;
-    small crops: ``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when growing),
-    BGR -> grey (ITU-R BT.601 weights, OpenCV), scale to [0, 1].
+    resize to ``size`` x ``size`` (large crops: bilinear to 2x, then a 2x2
+    ``INTER_AREA`` average, within ~0.5 grey levels of a full ``INTER_AREA``
+    at a tenth of the cost; small crops: ``INTER_AREA`` when shrinking,
+    ``INTER_LINEAR`` when growing), BGR -> grey (ITU-R BT.601 weights,
+    OpenCV), optional in-plane rotation that levels the eyes, scale to [0, 1].
 
     Args:
         image: uint8 image, grey (H, W) or BGR (H, W, 3) as OpenCV decodes it.
@@ -123,13 +123,13 @@ def preprocess_face(
     patch = _crop(image, box)
     if patch.shape[0] > 2 * size:  # bilinear to 2x first: INTER_AREA at odd ratios costs ~10x more
         patch = cv2.resize(patch, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
-    if eyes is not None:  # rotate at the reduced size: same result, a fraction of the cost
-        k = patch.shape[0] / box.side
-        shifted = tuple(((ex - box.x0) * k, (ey - box.y0) * k) for ex, ey in eyes)
-        patch = _level_eyes(patch, shifted)  # type: ignore[arg-type]
     if patch.shape[0] != size or patch.shape[1] != size:
         interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
         patch = cv2.resize(patch, (size, size), interpolation=interp)
     if patch.ndim == 3:
         patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    if eyes is not None:  # level the eyes on the final grey size x size crop: a few microseconds
+        k = size / box.side
+        shifted = tuple(((ex - box.x0) * k, (ey - box.y0) * k) for ex, ey in eyes)
+        patch = _level_eyes(patch, shifted)  # type: ignore[arg-type]
     return patch.astype(np.float32) * np.float32(PIXEL_SCALE)
