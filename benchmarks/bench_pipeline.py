@@ -34,12 +34,13 @@ def decode_fps(path: Path) -> tuple[float, int]:
     return n / (time.perf_counter() - t0), n
 
 
-def run_pipeline(path: Path, out: Path, detect_every: int) -> tuple[float, dict, float]:
+def run_pipeline(path: Path, out: Path, detect_every: int, model: str | None) -> tuple[float, dict, float]:
     """(wall seconds, summary.json, peak RSS MB of this child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "edge.cli", "--video", str(path), "--out", str(out), "--no-progress",
-                    "--detect-every", str(detect_every)], cwd=ROOT, check=True, capture_output=True)
+                    "--detect-every", str(detect_every), *(["--model", model] if model else [])],
+                   cwd=ROOT, check=True, capture_output=True)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far (KiB)
     return wall, json.loads((out / "summary.json").read_text()), max(peak, before) / 1024
@@ -48,20 +49,22 @@ def run_pipeline(path: Path, out: Path, detect_every: int) -> tuple[float, dict,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=10_000)
+    ap.add_argument("--model", default=None, help="emotion .tflite (default: the shipped default)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-bench-"))
     clip = concat_clip(SHARED / "videos" / "liveportrait_d18.mp4", args.frames, tmp / "d18_long.mp4")
     dec_fps, n = decode_fps(clip)
     rows, stages = [], {}
     for every in (1, 5):
-        wall, summary, rss = run_pipeline(clip, tmp / f"out{every}", every)
+        wall, summary, rss = run_pipeline(clip, tmp / f"out{every}", every, args.model)
         assert summary["frames"] == n
         fps = n / wall
         rows.append([f"edge-fer --video, detect every {every}", f"{fps:.1f}", f"{fps / dec_fps:.3f}",
                      f"{summary['first_frame_s']:.3f}", f"{rss:.0f}"])
         stages[every] = summary["stage_ms_per_frame"]
     rows.insert(0, ["bare cv2.VideoCapture read loop", f"{dec_fps:.1f}", "1.000", "-", "-"])
-    print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264)\n")
+    print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264); "
+          f"model: {args.model or 'default'}\n")
     print(table(rows, ["run", "fps", "x decode-only", "start->first frame classified (s)", "peak RSS (MB)"]))
     names = sorted(set(stages[1]) | set(stages[5]))
     print("\nper-stage ms per frame (decode = time the pipeline waited for the decoder thread):\n")
