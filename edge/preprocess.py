@@ -54,8 +54,12 @@ def square_crop_box(x: float, y: float, w: float, h: float, margin: float) -> Cr
     return CropBox(int(math.floor(cx - side_px / 2.0)), int(math.floor(cy - side_px / 2.0)), side_px)
 
 
-def _crop(image: np.ndarray, box: CropBox) -> np.ndarray:
-    """Cut ``box`` out of ``image``, replicating edge pixels where it leaves the frame."""
+def crop_square(image: np.ndarray, box: CropBox) -> np.ndarray:
+    """Cut ``box`` out of ``image``, replicating edge pixels where it leaves the frame.
+
+    Raises:
+        ValueError: if the window does not overlap the image.
+    """
     h, w = image.shape[:2]
     x1, y1 = box.x0 + box.side, box.y0 + box.side
     cx0, cy0, cx1, cy1 = max(box.x0, 0), max(box.y0, 0), min(x1, w), min(y1, h)
@@ -120,7 +124,7 @@ def preprocess_face(
         bbox = (0.0, 0.0, float(w), float(h))
         margin = 0.0
     box = square_crop_box(*bbox, margin=margin)
-    patch = _crop(image, box)
+    patch = crop_square(image, box)
     if patch.shape[0] > 2 * size:  # bilinear to 2x first: INTER_AREA at odd ratios costs ~10x more
         patch = cv2.resize(patch, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
     if patch.shape[0] != size or patch.shape[1] != size:

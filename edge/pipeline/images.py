@@ -15,7 +15,7 @@ from edge.capture import SourceError
 from edge.config import Config
 from edge.pipeline.annotate import draw_faces
 from edge.pipeline.factory import build_classifier, build_detector
-from edge.types import EmotionScores, FaceResult
+from edge.types import FaceResult
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -98,5 +98,3 @@ def run_images(path: str | Path, cfg: Config, out=sys.stdout) -> ImageRun:
         raise SourceError(f"{path}: no readable image")
     return run
 
-
-__all__ = ["EmotionScores", "ImageRun", "list_images", "run_images"]

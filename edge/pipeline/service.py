@@ -129,13 +129,13 @@ class Service:
         """Opt-in only (``privacy.save_crops_dir``): write each face crop as PNG."""
         import cv2
 
-        from edge.preprocess import _crop, square_crop_box
+        from edge.preprocess import crop_square, square_crop_box
 
         folder = Path(self.cfg.privacy.save_crops_dir) / name
         folder.mkdir(parents=True, exist_ok=True)
         for face in result.faces:
             box = square_crop_box(*face.bbox.as_tuple(), margin=self.pipelines[name].classifier.margin)
-            cv2.imwrite(str(folder / f"{frame.index:08d}_t{face.track_id}.png"), _crop(frame.image, box))
+            cv2.imwrite(str(folder / f"{frame.index:08d}_t{face.track_id}.png"), crop_square(frame.image, box))
 
     def _housekeeping(self, now: float) -> None:
         for name, src in self.sources.items():
