@@ -45,6 +45,7 @@ class Service:
         self.metrics = Metrics()
         self.timer = StageTimer()
         detector, classifier = build_detector(cfg), build_classifier(cfg)
+        _warm_up(detector, classifier)
         self.metrics.model_info.info({"path": str(classifier.path), "labels": ",".join(classifier.labels),
                                       "quantization": str(classifier.meta.get("quantization", "unknown"))})
         opts = dict(read_timeout_s=cfg.read_timeout_s, reconnect_initial_s=cfg.reconnect_initial_s,
@@ -190,6 +191,14 @@ class Service:
             self.publisher.flush(flush_s)
             self.publisher.stop(timeout_s=0.5)
             self.publisher.outbox.close()
+
+
+def _warm_up(detector, classifier) -> None:
+    """Run each model once before the sources start: XNNPACK packs weights on the first invoke."""
+    import numpy as np
+
+    detector.detect(np.zeros((480, 640, 3), np.uint8))
+    classifier.predict_batch(np.zeros((1, 48, 48), np.float32))
 
 
 def _install_signals(stop: threading.Event) -> None:
