@@ -81,7 +81,26 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
         proc.wait(timeout)
 
 
-class Mosquitto:
+class _Service:
+    """A child-process service usable as ``with Service(...) as s:`` (started, then stopped)."""
+
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Mosquitto(_Service):
     """A real mosquitto broker on a loopback port; can be stopped and restarted on the same port."""
 
     def __init__(self, tmp: Path, persistent: bool = False) -> None:
@@ -96,19 +115,14 @@ class Mosquitto:
         self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port)
 
-    def stop(self) -> None:
-        terminate(self.proc)
-
 
 @pytest.fixture
 def mosquitto(tmp_path):
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
+    with Mosquitto(tmp_path) as broker:
+        yield broker
 
 
-class RtspServer:
+class RtspServer(_Service):
     """gst-rtsp-server (tests/helpers/rtsp_server.py) serving a clip on 127.0.0.1."""
 
     def __init__(self, clip: Path) -> None:
@@ -125,9 +139,6 @@ class RtspServer:
         if line != "READY":
             raise RuntimeError(f"RTSP server did not start: {line} {self.proc.stderr.read()[:500]}")
 
-    def stop(self) -> None:
-        terminate(self.proc)
-
 
 @pytest.fixture(scope="session")
 def long_clip(tmp_path_factory, d19) -> Path:
@@ -140,10 +151,8 @@ def long_clip(tmp_path_factory, d19) -> Path:
 
 @pytest.fixture
 def rtsp_server(long_clip):
-    server = RtspServer(long_clip)
-    server.start()
-    yield server
-    server.stop()
+    with RtspServer(long_clip) as server:
+        yield server
 
 
 def run_edge_fer(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -70,14 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.val_of:
-        args.data = f"val-of:{args.val_of}"
-    elif not args.data:
+    if not (args.data or args.val_of):
         parser.error("evaluate needs --data or --val-of")
     try:
+        dataset = None
+        if args.val_of:
+            from training.fit import validation_split_of
+
+            dataset = validation_split_of(args.val_of)
+            args.data = f"validation split of {args.val_of}"
         report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
                                contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,
-                               crop=args.crop, tta_flip=args.tta_flip)
+                               crop=args.crop, tta_flip=args.tta_flip, dataset=dataset)
     except DataError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

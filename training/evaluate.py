@@ -65,15 +65,18 @@ def metrics_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> d
 
 def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", usage: str | None = None,
                   contempt: str = "neutral", out_dir: str | Path | None = None,
-                  cache_dir: str | Path | None = None, crop: str = "auto", tta_flip: bool = False) -> dict:
+                  cache_dir: str | Path | None = None, crop: str = "auto", tta_flip: bool = False,
+                  dataset=None) -> dict:
     """Evaluate a model on a labelled dataset.
 
     Args:
         model: ``.keras`` or ``.tflite`` file.
-        data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``), or
-            ``val-of:RUN_DIR`` for the validation split a ``fit`` run carved.
+        data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``);
+            only a name in the report when ``dataset`` is given.
         layout, usage, contempt, crop: Dataset options (FER+ is read in majority mode).
         out_dir: When set, writes ``metrics.json`` and ``confusion.png`` there.
+        tta_flip: Keras models: average face and mirror-image scores.
+        dataset: An already loaded ``FaceDataset`` (e.g. a ``fit`` run's validation split).
 
     Returns:
         The report dict (``accuracy``, ``macro_f1``, ``n``, ``per_class``, ``confusion_matrix`` ...).
@@ -81,13 +84,10 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
     Raises:
         DataError, ModelError: bad dataset or model.
     """
-    if str(data).startswith("val-of:"):
-        from training.fit import validation_split_of
-
-        ds = validation_split_of(str(data)[len("val-of:"):])
-    else:
-        ds = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority",
-                          contempt=contempt, crop=crop)
+    if dataset is None:
+        dataset = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority",
+                               contempt=contempt, crop=crop)
+    ds = dataset
     probs, model_labels = predict_probs(Path(model), ds.x, tta_flip=tta_flip)
     y_true = [ds.labels[i] for i in ds.hard_labels]
     y_pred = [model_labels[i] for i in probs.argmax(1)]

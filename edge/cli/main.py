@@ -61,10 +61,6 @@ def _overrides(args: argparse.Namespace) -> dict:
     return o
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"edge-fer: {message}", file=sys.stderr)
-    return code
-
 
 def _dispatch(args: argparse.Namespace, cfg: Config) -> int:
     from edge.cli.run import run_daemon_cmd, run_images_cmd, run_video_cmd
@@ -80,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-fer``; returns the exit code."""
     args = build_parser().parse_args(argv)
     if not (args.video or args.image or args.config):
-        return _fail(codes.USAGE, "nothing to do: give --video PATH, --image PATH or --config config.yaml")
+        return codes.fail(codes.USAGE, "nothing to do: give --video PATH, --image PATH or --config config.yaml")
     try:
         cfg = load_config(args.config, _overrides(args))
     except ConfigError as exc:
         lines = str(exc).splitlines()
         for line in lines[1:]:
             print(f"edge-fer: config: {line}", file=sys.stderr)
-        return _fail(codes.USAGE, f"config: {lines[0]}" if lines else "config: invalid")
+        return codes.fail(codes.USAGE, f"config: {lines[0]}" if lines else "config: invalid")
     logging.basicConfig(level=cfg.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.check_config:
         print(f"edge-fer: config OK ({len(cfg.sources)} source(s), device_id {cfg.device_id})")
@@ -95,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args, cfg)
     except KeyboardInterrupt:
-        return _fail(130, "interrupted")
+        return codes.fail(130, "interrupted")
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback for users
         log.debug("unexpected error", exc_info=True)
-        return _fail(codes.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (details: --log-level DEBUG)")
+        return codes.fail(codes.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (details: --log-level DEBUG)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from edge.capture import SourceError
@@ -13,10 +12,6 @@ from edge.runtime import ModelError
 
 log = logging.getLogger("edge-fer")
 
-
-def _fail(code: int, message: str) -> int:
-    print(f"edge-fer: {message}", file=sys.stderr)
-    return code
 
 
 def _source_code(exc: SourceError) -> int:
@@ -32,14 +27,14 @@ def run_video_cmd(path: str, cfg: Config) -> int:
     try:
         run = run_video(path, cfg, out_dir)
     except SourceError as exc:
-        return _fail(_source_code(exc), str(exc))
+        return codes.fail(_source_code(exc), str(exc))
     except ModelError as exc:
-        return _fail(codes.MODEL, str(exc))
+        return codes.fail(codes.MODEL, str(exc))
     except OSError as exc:
-        return _fail(codes.OUTPUT, f"cannot write outputs: {exc}")
+        return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
     summary = run.summary
     if summary["frames"] == 0:
-        return _fail(codes.INPUT_UNREADABLE, f"{path}: no decodable frames (empty or corrupt video)")
+        return codes.fail(codes.INPUT_UNREADABLE, f"{path}: no decodable frames (empty or corrupt video)")
     if summary["declared_frames"] and summary["frames"] < summary["declared_frames"]:
         log.warning("%s: decoded %d of %d declared frames (truncated or corrupt file)", path,
                     summary["frames"], summary["declared_frames"])
@@ -61,9 +56,9 @@ def run_images_cmd(path: str, cfg: Config) -> int:
     try:
         run = run_images(path, cfg)
     except SourceError as exc:
-        return _fail(_source_code(exc), str(exc))
+        return codes.fail(_source_code(exc), str(exc))
     except ModelError as exc:
-        return _fail(codes.MODEL, str(exc))
+        return codes.fail(codes.MODEL, str(exc))
     log.info("%d images, %d faces, %d without a face, %d unreadable", run.images, run.faces,
              run.without_face, run.unreadable)
     return codes.OK
@@ -76,6 +71,6 @@ def run_daemon_cmd(cfg: Config) -> int:
     try:
         return run_daemon(cfg)
     except ModelError as exc:
-        return _fail(codes.MODEL, str(exc))
+        return codes.fail(codes.MODEL, str(exc))
     except OSError as exc:
-        return _fail(codes.USAGE, f"cannot start: {exc}")
+        return codes.fail(codes.USAGE, f"cannot start: {exc}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -219,8 +218,7 @@ def run_daemon(cfg: Config) -> int:
     from sdnotify import SystemdNotifier
 
     if not cfg.sources:
-        print("edge-fer: config: sources: at least one source is needed to run the daemon", file=sys.stderr)
-        return codes.USAGE
+        return codes.fail(codes.USAGE, "config: sources: at least one source is needed to run the daemon")
     service = Service(cfg)
     _install_signals(service.stop_event)
     notifier = SystemdNotifier()
@@ -229,8 +227,7 @@ def run_daemon(cfg: Config) -> int:
             if service.stop_event.is_set():
                 return codes.OK
             names = ", ".join(f"{s.name} ({s.uri})" for s in cfg.sources)
-            print(f"edge-fer: no source delivered frames within {cfg.read_timeout_s:g} s: {names}", file=sys.stderr)
-            return codes.NO_SOURCE
+            return codes.fail(codes.NO_SOURCE, f"no source delivered frames within {cfg.read_timeout_s:g} s: {names}")
         notifier.notify("READY=1")
         log.info("running: %d source(s), device_id %s", len(service.sources), cfg.device_id)
         service.loop(notifier)

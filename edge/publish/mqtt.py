@@ -127,13 +127,13 @@ class MqttPublisher:
 
     def _reap(self) -> None:
         """Delete the stored rows whose PUBACK arrived (paho sets ``is_published``)."""
-        while self._inflight and self._inflight[0][1].is_published():
-            self.outbox.delete(self._inflight.popleft()[0])
-        if any(info.is_published() for _, info in self._inflight):
-            done = [(row, info) for row, info in self._inflight if info.is_published()]
-            for row, info in done:
+        pending: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
+        for row, info in self._inflight:
+            if info.is_published():
                 self.outbox.delete(row)
-                self._inflight.remove((row, info))
+            else:
+                pending.append((row, info))
+        self._inflight = pending
 
     # --- API for the pipeline (any thread, never blocks on the network) ---
     def enqueue(self, topic: str, payload: dict | str, kind: str = "event", retain: bool = False) -> None:
