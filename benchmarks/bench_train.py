@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from benchmarks.common import SHARED, machine, table, timeit  # noqa: E402
 from convert.convert import convert_model  # noqa: E402
 from edge.classify import EmotionClassifier  # noqa: E402
-from training.augment import make_dataset  # noqa: E402
+from training.augment import FaceBatches  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 from training.models import build_model  # noqa: E402
 
@@ -32,11 +32,11 @@ from training.models import build_model  # noqa: E402
 def measure(name: str, data, steps: int, tmp: Path) -> list:
     model = build_model(name)
     model.compile(optimizer="adamw", loss="categorical_crossentropy")
-    ds = make_dataset(data.x, data.y, 128, train=True, seed=0).repeat()
-    model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # warm-up / graph build
+    ds = FaceBatches(data.x[: (steps + 3) * 128], data.y[: (steps + 3) * 128], 128, train=True, seed=0)
+    model.fit(FaceBatches(data.x[:384], data.y[:384], 128, train=True, seed=0), epochs=1, verbose=0)  # warm-up
     t0 = time.perf_counter()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    ips = steps * 128 / (time.perf_counter() - t0)
+    model.fit(ds, epochs=1, verbose=0)
+    ips = len(ds) * 128 / (time.perf_counter() - t0)
     path = tmp / f"{name}.keras"
     model.save(path)
     tfl = tmp / f"{name}_int8.tflite"

@@ -101,10 +101,14 @@ def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict) -> dict
 
 
 def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndarray, tta_flip: bool = False) -> dict:
-    """Float (Keras) vs converted top-1 agreement and accuracy on the same images.
+    """Float (Keras) vs converted top-1 agreement, accuracy and score error on the same images.
 
     Args:
         x: float32 (N, 48, 48) preprocessed faces; y: int (N,) true class ids.
+
+    Returns:
+        ``n``, ``float_accuracy``, ``tflite_accuracy``, ``top1_agreement`` and
+        ``mean_abs_score_diff`` (mean |float - converted| over all scores).
     """
     import keras
 
@@ -113,9 +117,11 @@ def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndar
     model = keras.models.load_model(keras_path, compile=False)
     if tta_flip:
         model = with_flip_tta(model)
-    float_pred = model.predict(x[..., None], batch_size=256, verbose=0).argmax(1)
+    float_scores = model.predict(x[..., None], batch_size=256, verbose=0)
     clf = EmotionClassifier(tflite_path, num_threads=2)
-    lite_pred = clf.predict_batch(x, batch_size=64).argmax(1)
+    lite_scores = clf.predict_batch(x, batch_size=64)
+    float_pred, lite_pred = float_scores.argmax(1), lite_scores.argmax(1)
     return {"n": int(len(x)), "float_accuracy": float((float_pred == y).mean()),
             "tflite_accuracy": float((lite_pred == y).mean()),
-            "top1_agreement": float((float_pred == lite_pred).mean())}
+            "top1_agreement": float((float_pred == lite_pred).mean()),
+            "mean_abs_score_diff": float(np.abs(float_scores - lite_scores).mean())}

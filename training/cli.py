@@ -1,4 +1,4 @@
-"""``edge-fer-train``: ``fit`` and ``evaluate`` sub-commands.
+"""``edge-fer-train``: ``fit``, ``evaluate`` and ``pack`` sub-commands.
 
 Exit codes: 0 success, 2 bad arguments or dataset input (one-line message),
 3 model file missing or unreadable.
@@ -48,6 +48,26 @@ def _eval_parser(sub) -> None:
     p.add_argument("--val-of", default=None, help="fit run folder: evaluate on its validation split (ignores --data)")
 
 
+def _pack_parser(sub) -> None:
+    p = sub.add_parser("pack", help="decode a dataset once into one compressed .npz (to train elsewhere)")
+    p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or FER+ folder")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
+    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. Training")
+    p.add_argument("--ferplus-mode", default="majority", choices=["majority", "soft"])
+    p.add_argument("--crop", default="auto", choices=["auto", "detect", "none"])
+    p.add_argument("--cache", default=None, help="folder for cached arrays")
+
+
+def _pack(args) -> dict:
+    from training.data import load_dataset, save_packed
+
+    data = load_dataset(args.data, args.layout, cache_dir=args.cache, usage=args.usage,
+                        ferplus_mode=args.ferplus_mode, crop=args.crop)
+    path = save_packed(data, args.out)
+    return {"out": str(path), "n": len(data.x), "labels": list(data.labels), "bytes": path.stat().st_size}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-fer-train``; returns the process exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -56,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _fit_parser(sub)
     _eval_parser(sub)
+    _pack_parser(sub)
     args = parser.parse_args(argv)
     from training.data import DataError
 
@@ -65,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = FitConfig(**{k: v for k, v in vars(args).items() if k != "command"})
             print(json.dumps(run_fit(cfg), indent=2, default=str))
+            return 0
+        if args.command == "pack":
+            print(json.dumps(_pack(args)))
             return 0
         from training.evaluate import ModelError, evaluate_path
     except DataError as exc:

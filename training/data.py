@@ -25,12 +25,12 @@ import cv2
 import numpy as np
 
 from edge.labels import EMOTIONS, FER2013_CSV_IDS, FERPLUS_COLUMNS, FERPLUS_TO_EMOTION
-from edge.preprocess import INPUT_SIZE, preprocess_face
+from edge.preprocess import INPUT_SIZE, PIXEL_SCALE, preprocess_face
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
-LAYOUTS = ("auto", "folder", "csv", "ferplus")
+LAYOUTS = ("auto", "folder", "csv", "ferplus", "packed")
 
 #: Folder-name spellings used by CK+, JAFFE, RaFD and friends -> our labels.
 FOLDER_ALIASES: dict[str, str] = {
@@ -238,7 +238,7 @@ def load_ferplus(root: Path, mode: str = "majority", contempt: str = "neutral") 
         for lineno, row in enumerate(csv.reader(fh), 1):
             if len(row) != 12:
                 raise DataError(f"{root / 'label.csv'}:{lineno}: expected 12 columns "
-                                "(file_name,face_box,neutral..NF), got {len(row)}")
+                                f"(file_name,face_box,neutral..NF), got {len(row)}")
             target = ferplus_target(np.asarray(row[2:], np.float32), mode, labels, contempt)
             if target is not None:
                 files.append(root / row[0])
@@ -258,7 +258,9 @@ def detect_layout(path: Path) -> str:
     if path.is_file():
         if path.suffix.lower() == ".csv":
             return "csv"
-        raise DataError(f"{path}: expected a FER2013 .csv file or a dataset folder")
+        if path.suffix.lower() == ".npz":
+            return "packed"
+        raise DataError(f"{path}: expected a FER2013 .csv file, a packed .npz or a dataset folder")
     if (path / "label.csv").is_file():
         return "ferplus"
     if any(_label_of_folder(p.name) for p in path.iterdir() if p.is_dir()):
@@ -299,6 +301,8 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
         raise DataError(f"{path}: no such file or folder")
     options = {"usage": usage, "mode": ferplus_mode, "contempt": contempt, "crop": crop}
     cache = Path(cache_dir) / f"{path.name}-{layout}-{_cache_key(path, layout, options)}" if cache_dir else None
+    if layout == "packed":
+        return load_packed(path)
     if cache and (cache / "x.npy").is_file():
         labels = tuple((cache / "labels.txt").read_text().split())
         return FaceDataset(np.load(cache / "x.npy"), np.load(cache / "y.npy"), labels)
@@ -320,15 +324,69 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
     return data
 
 
-def split_validation(data: FaceDataset, fraction: float, seed: int) -> tuple[FaceDataset, FaceDataset]:
-    """Stratified train/validation split carved from training data (scikit-learn).
+def save_packed(data: FaceDataset, path: str | Path) -> Path:
+    """Write a decoded dataset to one LZMA-compressed ``.npz`` (to move it to a training machine).
+
+    Faces are stored as uint8 grey levels: ``preprocess_face`` output is
+    uint8 / 255, so the round trip is exact.
+
+    Args:
+        data: Preprocessed dataset (x float32 (N, 48, 48) in [0, 1]).
+        path: Output ``.npz`` file.
 
     Returns:
-        (train, validation) datasets.
+        The written path.
+    """
+    import io
+    import zipfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"x": np.round(data.x * 255.0).astype(np.uint8), "y": data.y.astype(np.float32),
+              "labels": np.asarray(data.labels)}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_LZMA) as zf:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, array, allow_pickle=False)
+            zf.writestr(f"{name}.npy", buf.getvalue())
+    return path
+
+
+def load_packed(path: str | Path) -> FaceDataset:
+    """Read a dataset written by :func:`save_packed`.
+
+    Raises:
+        DataError: if the file is not such a dataset.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            x, y, labels = z["x"], z["y"], tuple(str(s) for s in z["labels"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: expected a packed dataset (.npz with x, y, labels): {exc}") from None
+    if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y) or y.shape[1] != len(labels):
+        raise DataError(f"{path}: expected uint8 x (N, 48, 48) and y (N, {len(labels)})")
+    return FaceDataset(x.astype(np.float32) * np.float32(PIXEL_SCALE), y, labels)
+
+
+def split_indices(data: FaceDataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/validation row indices carved from training data (scikit-learn).
+
+    Returns:
+        (train_idx, val_idx): sorted int64 row indices.
     """
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(data.x))
     train_idx, val_idx = train_test_split(index, test_size=fraction, random_state=seed,
                                           stratify=data.hard_labels)
-    return data.subset(np.sort(train_idx)), data.subset(np.sort(val_idx))
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def split_validation(data: FaceDataset, fraction: float, seed: int) -> tuple[FaceDataset, FaceDataset]:
+    """Stratified train/validation split carved from training data (see :func:`split_indices`).
+
+    Returns:
+        (train, validation) datasets.
+    """
+    train_idx, val_idx = split_indices(data, fraction, seed)
+    return data.subset(train_idx), data.subset(val_idx)

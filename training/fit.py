@@ -33,6 +33,12 @@ class FitConfig:
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
     mixup: float = 0.0
+    erase: float = 0.0               # random-erasing probability per image
+    teacher: str | None = None       # .keras model or saved scores (.npy/.npz ensemble) blended into the targets
+    distill: float = 0.5             # weight of the teacher's scores in the targets
+    workers: int = 2                 # threads building augmented batches
+    init: str | None = None          # .keras model of the same architecture to start from (fine-tuning)
+    time_budget: float = 0.0         # seconds; > 0: cosine over wall-clock time, stop when spent
     class_weight: bool = False
     val_fraction: float = 0.1
     patience: int = 15
@@ -54,22 +60,74 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_s"] = time.perf_counter() - self._t
 
 
+class TimeBudgetCosine(keras.callbacks.Callback):
+    """Cosine learning-rate decay over wall-clock time instead of steps; stops when the budget is spent.
+
+    For leased machines whose speed is not known in advance: the rate warms up
+    linearly for ``warmup_epochs``, then follows a cosine (Loshchilov & Hutter,
+    2017, arXiv:1608.03983) of the elapsed fraction of ``budget_s``, and
+    training stops before an epoch that would overrun the budget.
+
+    Args:
+        lr: Peak learning rate.
+        budget_s: Training wall-clock budget in seconds.
+        warmup_epochs: Epochs of linear warm-up.
+        alpha: Final rate as a fraction of ``lr``.
+    """
+
+    def __init__(self, lr: float, budget_s: float, warmup_epochs: int, alpha: float = 0.01):
+        super().__init__()
+        self.lr, self.budget_s, self.warmup_epochs, self.alpha = lr, budget_s, warmup_epochs, alpha
+        self._t0 = self._epoch_s = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._t0 = time.perf_counter()
+
+    def rate(self, epoch: int, elapsed_s: float) -> float:
+        """Learning rate for ``epoch`` after ``elapsed_s`` seconds."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (epoch + 1) / self.warmup_epochs
+        progress = min(1.0, elapsed_s / self.budget_s)
+        return self.lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + np.cos(np.pi * progress)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self.model.optimizer.learning_rate.assign(self.rate(epoch, self._start - self._t0))
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._epoch_s = now - self._start if epoch else 0.0  # the first epoch includes compilation
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if now - self._t0 + self._epoch_s > self.budget_s:
+            self.model.stop_training = True
+
+
 def _compile(model, cfg: FitConfig, steps_per_epoch: int) -> None:
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = min(total - 1, cfg.warmup_epochs * steps_per_epoch)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.lr / 10, decay_steps=total - warmup, alpha=0.01,
-        warmup_target=cfg.lr, warmup_steps=warmup)
+    if cfg.time_budget > 0:
+        schedule = cfg.lr
+    else:
+        schedule = _step_cosine(cfg, steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"])
 
 
+def _step_cosine(cfg: FitConfig, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(total - 1, cfg.warmup_epochs * steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr / 10, decay_steps=total - warmup, alpha=0.01,
+        warmup_target=cfg.lr, warmup_steps=warmup)
+    return schedule
+
+
 def _callbacks(cfg: FitConfig, out: Path, n_train: int):
     from tqdm.keras import TqdmCallback
 
-    return [
+    budget = [TimeBudgetCosine(cfg.lr, cfg.time_budget, cfg.warmup_epochs)] if cfg.time_budget > 0 else []
+    return budget + [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=True),
@@ -94,17 +152,20 @@ def fit_once(cfg: FitConfig, train, val, out: Path) -> dict:
     Returns:
         Summary dict: validation accuracy, epochs run, mean seconds per epoch.
     """
-    from training.augment import make_dataset
+    from training.augment import AugmentConfig, FaceBatches
     from training.models import build_model
 
     keras.utils.set_random_seed(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     kwargs = {"width": cfg.width} if cfg.model == "edge" else {}
     model = build_model(cfg.model, num_classes=train.y.shape[1], **kwargs)
+    if cfg.init:
+        model.set_weights(keras.models.load_model(cfg.init, compile=False).get_weights())
     steps = len(train.x) // cfg.batch_size
     _compile(model, cfg, steps)
-    train_ds = make_dataset(train.x, train.y, cfg.batch_size, train=True, seed=cfg.seed, mixup_alpha=cfg.mixup)
-    val_ds = make_dataset(val.x, val.y, 256, train=False, seed=cfg.seed)
+    train_ds = FaceBatches(train.x, train.y, cfg.batch_size, train=True, seed=cfg.seed, workers=cfg.workers,
+                           augment=AugmentConfig(erase=cfg.erase, mixup=cfg.mixup))
+    val_ds = FaceBatches(val.x, val.y, 256, train=False, seed=cfg.seed)
     history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=0,
                         class_weight=_class_weights(train) if cfg.class_weight else None,
                         callbacks=_callbacks(cfg, out, steps * cfg.batch_size))
@@ -112,6 +173,55 @@ def fit_once(cfg: FitConfig, train, val, out: Path) -> dict:
     epoch_s = [s for s in history.history.get("epoch_s", [])]
     return {"val_accuracy": float(max(history.history["val_accuracy"])), "epochs_run": len(epoch_s),
             "seconds_per_epoch": float(np.mean(epoch_s)) if epoch_s else None, "params": model.count_params()}
+
+
+def teacher_scores(teacher: str, data) -> np.ndarray:
+    """Teacher scores for every face of the full training data (before the validation split).
+
+    Args:
+        teacher: ``.keras`` model (its scores are averaged over each face and
+            its mirror image), ``.npy`` float32 (N, C) scores saved earlier
+            for the same data in the same order, or ``.npz`` of several such
+            arrays (an ensemble: their mean is used, e.g. the
+            ``teacher_scores.npz`` of ``scripts/device_fit.sh``).
+        data: The full training dataset.
+
+    Returns:
+        float32 (N, C) scores.
+
+    Raises:
+        DataError: if a ``.npy`` file does not match the data's shape.
+    """
+    from training.data import DataError
+
+    if teacher.endswith((".npy", ".npz")):
+        loaded = np.load(teacher)
+        scores = (np.mean([loaded[k] for k in loaded.files], axis=0) if teacher.endswith(".npz")
+                  else loaded).astype(np.float32)
+        if scores.shape != data.y.shape:
+            raise DataError(f"{teacher}: expected teacher scores of shape {data.y.shape}, got {scores.shape}")
+        return scores
+    model = keras.models.load_model(teacher, compile=False)
+    x = data.x[..., None]
+    both = model.predict(x, batch_size=512, verbose=0) + model.predict(x[:, :, ::-1], batch_size=512, verbose=0)
+    return (both / 2).astype(np.float32)
+
+
+def distilled(train, scores: np.ndarray, weight: float):
+    """Knowledge distillation by target blending (Hinton et al., 2015, arXiv:1503.02531, T = 1).
+
+    Args:
+        train: Training rows (targets y float32 (N, C)).
+        scores: float32 (N, C) teacher scores for the same rows.
+        weight: Teacher weight in [0, 1]: ``y = (1 - weight) * y + weight * scores``.
+
+    Returns:
+        A dataset with the same faces and blended targets.
+    """
+    from training.data import FaceDataset
+
+    y = (1 - weight) * train.y + weight * scores
+    return FaceDataset(train.x, y.astype(np.float32), train.labels)
 
 
 def load_training_data(cfg: FitConfig):
@@ -133,7 +243,7 @@ def run_fit(cfg: FitConfig) -> dict:
     Returns:
         The summary written to ``OUT/fit.json``.
     """
-    from training.data import split_validation
+    from training.data import split_indices
     from training.plots import plot_history
 
     out = Path(cfg.out)
@@ -142,7 +252,10 @@ def run_fit(cfg: FitConfig) -> dict:
     summary: dict = {"config": asdict(cfg), "n_images": len(data.x), "labels": list(data.labels)}
     if cfg.kfold > 1:
         summary["kfold"] = run_kfold(cfg, data, out)
-    train, val = split_validation(data, cfg.val_fraction, cfg.seed)
+    train_idx, val_idx = split_indices(data, cfg.val_fraction, cfg.seed)
+    train, val = data.subset(train_idx), data.subset(val_idx)
+    if cfg.teacher:
+        train = distilled(train, teacher_scores(cfg.teacher, data)[train_idx], cfg.distill)
     summary.update(n_train=len(train.x), n_val=len(val.x))
     summary.update(fit_once(cfg, train, val, out))
     plot_history(out / "history.csv", out / "curves.png")

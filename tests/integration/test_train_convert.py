@@ -42,7 +42,8 @@ def test_convert_int8_then_evaluate_tflite_through_the_runtime(trained, fer2013)
                "int8", "--calib-data", str(fer2013 / "train"), "--calib-n", "500", "--parity-n", "300",
                "--cache", str(trained / "cache"))
     report = json.loads(res.stdout[res.stdout.index("{"):])
-    assert report["parity"]["n"] == 300 and report["parity"]["top1_agreement"] >= 0.8
+    # A 1-epoch model's scores are near ties, so top-1 agreement says little; the score error must be small.
+    assert report["parity"]["n"] == 300 and report["parity"]["mean_abs_score_diff"] < 0.02
     meta = json.loads(tfl.with_suffix(".json").read_text())
     assert meta["quantization"] == "int8" and meta["calibration_images"] == 500 and len(meta["labels"]) == 7
 
@@ -56,6 +57,29 @@ def test_convert_int8_then_evaluate_tflite_through_the_runtime(trained, fer2013)
     assert metrics["n"] == 3589 and 0 <= metrics["accuracy"] <= 1 and "macro_f1" in metrics
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     assert (trained / "eval" / "confusion.png").is_file()
+
+
+def test_packed_data_time_budget_distillation_and_init(trained, fer2013, tmp_path):
+    """The leased-GPU path on CPU: pack once, then fit from the pack with an ensemble teacher and a warm start."""
+    packed = tmp_path / "train.npz"
+    res = _run("training.cli", "pack", "--data", str(fer2013 / "train"), "--out", str(packed),
+               "--cache", str(trained / "cache"))
+    assert json.loads(res.stdout.strip().splitlines()[-1])["n"] == 28709
+    from training.data import load_packed
+
+    data = load_packed(packed)
+    rng = np.random.default_rng(0)
+    scores = rng.dirichlet(np.ones(7), size=(2, 400)).astype(np.float32)
+    np.savez(tmp_path / "teacher.npz", a=scores[0], b=scores[1])
+    out = tmp_path / "run"
+    _run("training.cli", "fit", "--data", str(packed), "--out", str(out), "--limit", "400", "--batch-size", "64",
+         "--width", "0.5", "--epochs", "50", "--time-budget", "20", "--patience", "100", "--erase", "0.5",
+         "--mixup", "0.2", "--teacher", str(tmp_path / "teacher.npz"), "--distill", "0.8",
+         "--init", str(trained / "run" / "model.keras"))
+    summary = json.loads((out / "fit.json").read_text())
+    assert 1 <= summary["epochs_run"] < 50 and summary["n_images"] == 400 and len(data.x) == 28709
+    lr = np.genfromtxt(out / "history.csv", delimiter=",", names=True)["lr"]
+    assert lr.size == 1 or lr[-1] < lr.max()
 
 
 def test_evaluate_errors_are_one_line(tmp_path, fer2013):

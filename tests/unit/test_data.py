@@ -129,3 +129,26 @@ def test_whole_photo_folders_are_cropped_by_the_runtime_detector(d19, tmp_path):
     det = max(BlazeFace(DetectorOptions(variant="full")).detect(cv2.imread(str(root / "happiness" / "s01.png"))), key=lambda d: d.bbox.area)
     assert np.abs(data.x[0] - preprocess_face(cv2.imread(str(root / "happiness" / "s01.png")),
                                               det.bbox.as_tuple(), margin=DEFAULT_CROP_MARGIN, eyes=det.eyes)).max() == 0
+
+
+def test_packed_dataset_round_trip_is_exact(fer2013, tmp_path):
+    from training.data import load_packed, save_packed
+
+    data = load_dataset(_subset_folder(fer2013, tmp_path, per_class=3))
+    path = save_packed(data, tmp_path / "packed" / "train.npz")
+    assert detect_layout(path) == "packed"
+    again = load_dataset(path)
+    assert np.array_equal(again.x, data.x) and np.array_equal(again.y, data.y) and again.labels == data.labels
+    assert load_packed(path).x.dtype == np.float32
+
+
+def test_packed_dataset_errors_are_one_line(tmp_path):
+    from training.data import load_packed
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((2, 48, 48), np.float32), y=np.zeros((2, 7), np.float32), labels=np.asarray(EMOTIONS))
+    with pytest.raises(DataError, match="expected uint8 x"):
+        load_packed(bad)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="expected a packed dataset"):
+        load_packed(tmp_path / "junk.npz")
