@@ -23,15 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-data", default="../shared/datasets/fer2013/train",
                    help="training images for int8 calibration (any edge-fer-train layout)")
     p.add_argument("--calib-n", type=int, default=1000, help="calibration images (>= 500)")
-    p.add_argument("--parity-data", default=None,
-                   help="labelled images for the float-vs-converted parity report (default: --calib-data)")
+    parity = p.add_mutually_exclusive_group()
+    parity.add_argument("--parity-data", default=None,
+                        help="labelled images for the float-vs-converted parity report (default: --calib-data)")
     p.add_argument("--parity-n", type=int, default=2000, help="images in the parity report (0 = all)")
     p.add_argument("--dataset-name", default="FER2013 train (Kaggle image folders)")
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "edge-fer"))
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--tta-flip", action="store_true", help="average the scores of the face and its mirror image")
-    p.add_argument("--val-of", default=None,
-                   help="fit run folder: use its validation split (carved from training data) for the parity report")
+    parity.add_argument("--val-of", default=None,
+                        help="fit run folder: use its validation split (carved from training data) for the parity report")
     return p
 
 
@@ -40,6 +41,19 @@ def _sample(data, n: int, seed: int):
         return data
     idx = np.sort(np.random.default_rng(seed).permutation(len(data.x))[:n])
     return data.subset(idx)
+
+
+def _parity_source(args, calib):
+    """Images of the parity report: the validation split of ``--val-of``, ``--parity-data`` or the calibration set."""
+    if args.val_of:
+        from training.fit import validation_split_of
+
+        return validation_split_of(args.val_of)
+    if args.parity_data:
+        from training.data import load_dataset
+
+        return load_dataset(args.parity_data, cache_dir=args.cache)
+    return calib
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,16 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     try:
         calib = _sample(load_dataset(args.calib_data, cache_dir=args.cache), args.calib_n, args.seed)
-        parity_src = load_dataset(args.parity_data, cache_dir=args.cache) if args.parity_data else calib
+        parity_src = _parity_source(args, calib)
     except DataError as exc:
         print(f"edge-fer-convert: {exc}", file=sys.stderr)
         return 2
     if args.quantize == "int8" and len(calib.x) < 500:
         logging.warning("only %d calibration images (>= 500 advised)", len(calib.x))
-    if args.val_of:
-        from training.fit import validation_split_of
-
-        parity_src = validation_split_of(args.val_of)
     blob = convert_model(args.keras, args.quantize, calib.x, tta_flip=args.tta_flip)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(blob)

@@ -38,6 +38,7 @@ class FitConfig:
     distill: float = 0.5             # weight of the teacher's scores in the targets
     workers: int = 2                 # threads building augmented batches
     init: str | None = None          # .keras model of the same architecture to start from (fine-tuning)
+    swa_start: int = 0               # > 0: average the weights of epochs swa_start.. (1-based) into the final model
     time_budget: float = 0.0         # seconds; > 0: cosine over wall-clock time, stop when spent
     class_weight: bool = False
     val_fraction: float = 0.1
@@ -103,6 +104,34 @@ class TimeBudgetCosine(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class WeightAverage(keras.callbacks.Callback):
+    """Stochastic weight averaging (Izmailov et al., 2018, arXiv:1803.05407).
+
+    Sums the weights after every epoch from ``start`` (1-based) on and sets
+    their mean at the end of training. Batch-norm statistics are averaged
+    like the weights instead of being re-estimated, which holds when the
+    averaged epochs come from a low-learning-rate phase.
+
+    Args:
+        start: First epoch (1-based) to include.
+    """
+
+    def __init__(self, start: int):
+        super().__init__()
+        self.start, self.count, self._sum = start, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.start:
+            return
+        weights = self.model.get_weights()
+        self._sum = weights if self._sum is None else [a + b for a, b in zip(self._sum, weights)]
+        self.count += 1
+
+    def on_train_end(self, logs=None):
+        if self.count:
+            self.model.set_weights([a / self.count for a in self._sum])
+
+
 def _compile(model, cfg: FitConfig, steps_per_epoch: int) -> None:
     if cfg.time_budget > 0:
         schedule = cfg.lr
@@ -134,7 +163,7 @@ def _callbacks(cfg: FitConfig, out: Path, n_train: int):
         EpochTimer(),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         TqdmCallback(epochs=cfg.epochs, data_size=n_train, batch_size=cfg.batch_size, verbose=1),
-    ]
+    ] + ([WeightAverage(cfg.swa_start)] if cfg.swa_start > 0 else [])  # after EarlyStopping's restore
 
 
 def _class_weights(train) -> dict[int, float] | None:
@@ -150,7 +179,9 @@ def fit_once(cfg: FitConfig, train, val, out: Path) -> dict:
     """Train one model on ``train``, early-stopping on ``val``; saves ``model.keras`` in ``out``.
 
     Returns:
-        Summary dict: validation accuracy, epochs run, mean seconds per epoch.
+        Summary dict: best per-epoch validation accuracy, validation accuracy
+        of the saved model (``final_val_accuracy``: restored best epoch, or
+        the weight average), epochs run, mean seconds per epoch.
     """
     from training.augment import AugmentConfig, FaceBatches
     from training.models import build_model
@@ -170,8 +201,10 @@ def fit_once(cfg: FitConfig, train, val, out: Path) -> dict:
                         class_weight=_class_weights(train) if cfg.class_weight else None,
                         callbacks=_callbacks(cfg, out, steps * cfg.batch_size))
     model.save(out / "model.keras")
+    final = model.evaluate(val_ds, verbose=0, return_dict=True)
     epoch_s = [s for s in history.history.get("epoch_s", [])]
-    return {"val_accuracy": float(max(history.history["val_accuracy"])), "epochs_run": len(epoch_s),
+    return {"val_accuracy": float(max(history.history["val_accuracy"])),
+            "final_val_accuracy": float(final["accuracy"]), "epochs_run": len(epoch_s),
             "seconds_per_epoch": float(np.mean(epoch_s)) if epoch_s else None, "params": model.count_params()}
 
 
@@ -268,10 +301,17 @@ def run_fit(cfg: FitConfig) -> dict:
 
 
 def validation_split_of(run_dir: str | Path):
-    """The validation split a finished ``fit`` run carved (same data, seed and fraction, from ``fit.json``)."""
-    from training.data import split_validation
+    """The validation split a finished ``fit`` run carved (same data, seed and fraction, from ``fit.json``).
 
-    saved = json.loads((Path(run_dir) / "fit.json").read_text())["config"]
+    Raises:
+        DataError: if ``run_dir`` holds no readable ``fit.json``.
+    """
+    from training.data import DataError, split_validation
+
+    try:
+        saved = json.loads((Path(run_dir) / "fit.json").read_text())["config"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{run_dir}: expected a fit run folder with fit.json ({exc})") from None
     cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
     return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.seed)[1]
 

@@ -75,9 +75,10 @@ def test_packed_data_time_budget_distillation_and_init(trained, fer2013, tmp_pat
     _run("training.cli", "fit", "--data", str(packed), "--out", str(out), "--limit", "400", "--batch-size", "64",
          "--width", "0.5", "--epochs", "50", "--time-budget", "20", "--patience", "100", "--erase", "0.5",
          "--mixup", "0.2", "--teacher", str(tmp_path / "teacher.npz"), "--distill", "0.8",
-         "--init", str(trained / "run" / "model.keras"))
+         "--init", str(trained / "run" / "model.keras"), "--swa-start", "2")
     summary = json.loads((out / "fit.json").read_text())
     assert 1 <= summary["epochs_run"] < 50 and summary["n_images"] == 400 and len(data.x) == 28709
+    assert 0 <= summary["final_val_accuracy"] <= 1
     lr = np.genfromtxt(out / "history.csv", delimiter=",", names=True)["lr"]
     assert lr.size == 1 or lr[-1] < lr.max()
 
@@ -89,3 +90,6 @@ def test_evaluate_errors_are_one_line(tmp_path, fer2013):
     res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
                           "--data", str(tmp_path / "nothing")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "no such file" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
+                          "--val-of", str(tmp_path / "no_run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "expected a fit run folder" in res.stderr and "Traceback" not in res.stderr

@@ -41,3 +41,20 @@ def test_teacher_scores_from_an_ensemble_file_are_the_mean(tmp_path):
     np.save(tmp_path / "short.npy", a[:5])
     with pytest.raises(DataError, match=r"expected teacher scores of shape \(10, 7\)"):
         teacher_scores(str(tmp_path / "short.npy"), data)
+
+
+def test_weight_average_sets_the_mean_of_the_epochs_from_start():
+    import keras
+
+    from training.fit import WeightAverage
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    swa = WeightAverage(start=2)
+    swa.set_model(model)
+    kernels = []
+    for epoch, value in enumerate((1.0, 2.0, 4.0, 6.0)):
+        model.set_weights([np.full((3, 2), value, np.float32), np.zeros(2, np.float32)])
+        kernels.append(value)
+        swa.on_epoch_end(epoch)
+    swa.on_train_end()
+    assert swa.count == 3 and np.allclose(model.get_weights()[0], np.mean(kernels[1:]))
