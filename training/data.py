@@ -299,10 +299,10 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
     layout = detect_layout(path) if layout == "auto" else layout
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    options = {"usage": usage, "mode": ferplus_mode, "contempt": contempt, "crop": crop}
-    cache = Path(cache_dir) / f"{path.name}-{layout}-{_cache_key(path, layout, options)}" if cache_dir else None
     if layout == "packed":
         return load_packed(path)
+    options = {"usage": usage, "mode": ferplus_mode, "contempt": contempt, "crop": crop}
+    cache = Path(cache_dir) / f"{path.name}-{layout}-{_cache_key(path, layout, options)}" if cache_dir else None
     if cache and (cache / "x.npy").is_file():
         labels = tuple((cache / "labels.txt").read_text().split())
         return FaceDataset(np.load(cache / "x.npy"), np.load(cache / "y.npy"), labels)

@@ -79,7 +79,7 @@ class TimeBudgetCosine(keras.callbacks.Callback):
     def __init__(self, lr: float, budget_s: float, warmup_epochs: int, alpha: float = 0.01):
         super().__init__()
         self.lr, self.budget_s, self.warmup_epochs, self.alpha = lr, budget_s, warmup_epochs, alpha
-        self._t0 = self._epoch_s = 0.0
+        self._t0 = self._start = self._epoch_s = 0.0
 
     def on_train_begin(self, logs=None):
         self._t0 = time.perf_counter()
@@ -133,10 +133,7 @@ class WeightAverage(keras.callbacks.Callback):
 
 
 def _compile(model, cfg: FitConfig, steps_per_epoch: int) -> None:
-    if cfg.time_budget > 0:
-        schedule = cfg.lr
-    else:
-        schedule = _step_cosine(cfg, steps_per_epoch)
+    schedule = cfg.lr if cfg.time_budget > 0 else _step_cosine(cfg, steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -146,10 +143,9 @@ def _compile(model, cfg: FitConfig, steps_per_epoch: int) -> None:
 def _step_cosine(cfg: FitConfig, steps_per_epoch: int):
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = min(total - 1, cfg.warmup_epochs * steps_per_epoch)
-    schedule = keras.optimizers.schedules.CosineDecay(
+    return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=cfg.lr / 10, decay_steps=total - warmup, alpha=0.01,
         warmup_target=cfg.lr, warmup_steps=warmup)
-    return schedule
 
 
 def _callbacks(cfg: FitConfig, out: Path, n_train: int):
