@@ -32,17 +32,22 @@ def _fit_parser(sub) -> None:
             p.add_argument(flag, type=kind, default=default, required=required)
 
 
+def _dataset_options(p) -> None:
+    """Options naming how a dataset is read, shared by ``evaluate`` and ``pack``."""
+    p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
+    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest or Training")
+    p.add_argument("--crop", default="auto", choices=["auto", "detect", "none"],
+                   help="folder layout: crop faces with the runtime detector (auto: images > 96 px)")
+    p.add_argument("--cache", default=None, help="folder for cached arrays")
+
+
 def _eval_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a .keras or .tflite model")
     p.add_argument("--model", required=True, help="model.keras or model.tflite")
     p.add_argument("--data", help="dataset folder or FER2013 CSV (or use --val-of)")
-    p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
-    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest")
+    _dataset_options(p)
     p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"])
-    p.add_argument("--crop", default="auto", choices=["auto", "detect", "none"],
-                   help="folder layout: crop faces with the runtime detector (auto: images > 96 px)")
     p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
-    p.add_argument("--cache", default=None, help="folder for cached arrays")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--tta-flip", action="store_true", help="Keras models: average face and mirror-image scores")
     p.add_argument("--val-of", default=None, help="fit run folder: evaluate on its validation split (ignores --data)")
@@ -52,11 +57,8 @@ def _pack_parser(sub) -> None:
     p = sub.add_parser("pack", help="decode a dataset once into one compressed .npz (to train elsewhere)")
     p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or FER+ folder")
     p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
-    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. Training")
+    _dataset_options(p)
     p.add_argument("--ferplus-mode", default="majority", choices=["majority", "soft"])
-    p.add_argument("--crop", default="auto", choices=["auto", "detect", "none"])
-    p.add_argument("--cache", default=None, help="folder for cached arrays")
 
 
 def _pack(args) -> dict:

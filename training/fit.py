@@ -230,10 +230,9 @@ def teacher_scores(teacher: str, data) -> np.ndarray:
         if scores.shape != data.y.shape:
             raise DataError(f"{teacher}: expected teacher scores of shape {data.y.shape}, got {scores.shape}")
         return scores
-    model = keras.models.load_model(teacher, compile=False)
-    x = data.x[..., None]
-    both = model.predict(x, batch_size=512, verbose=0) + model.predict(x[:, :, ::-1], batch_size=512, verbose=0)
-    return (both / 2).astype(np.float32)
+    from training.evaluate import predict_probs
+
+    return predict_probs(Path(teacher), data.x, tta_flip=True)[0].astype(np.float32)
 
 
 def distilled(train, scores: np.ndarray, weight: float):

@@ -61,7 +61,6 @@ def _overrides(args: argparse.Namespace) -> dict:
     return o
 
 
-
 def _dispatch(args: argparse.Namespace, cfg: Config) -> int:
     from edge.cli.run import run_daemon_cmd, run_images_cmd, run_video_cmd
 

@@ -13,7 +13,6 @@ from edge.runtime import ModelError
 log = logging.getLogger("edge-fer")
 
 
-
 def _source_code(exc: SourceError) -> int:
     return codes.INPUT_MISSING if exc.kind == "missing" else codes.INPUT_UNREADABLE
 
