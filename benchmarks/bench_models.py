@@ -41,6 +41,9 @@ def main() -> None:
         ms4 = timeit(lambda: clf.predict_batch(faces4), 500) / 4 * 1e3
         rows.append([f"{model.name} per face (batch 1)", f"{ms1:.3f}"])
         rows.append([f"{model.name} per face (batch 4)", f"{ms4:.3f}"])
+        tta = EmotionClassifier(model, num_threads=1, tta_flip=True)
+        ms_tta = timeit(lambda: tta.predict_batch(face), 2000) * 1e3
+        rows.append([f"{model.name} per face, tta_flip (1 face + mirror)", f"{ms_tta:.3f}"])
     print(f"machine: {machine()}; 1 inference thread\n")
     print(table(rows, ["stage", "ms"]))
 

@@ -49,7 +49,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"])
     p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--tta-flip", action="store_true", help="Keras models: average face and mirror-image scores")
+    p.add_argument("--tta-flip", action="store_true", help="average face and mirror-image scores (Keras or .tflite)")
     p.add_argument("--val-of", default=None, help="fit run folder: evaluate on its validation split (ignores --data)")
 
 

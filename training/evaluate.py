@@ -20,8 +20,9 @@ def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2,
                   tta_flip: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
     """Probabilities (N, C) and label names for preprocessed faces (N, 48, 48).
 
-    ``tta_flip`` (Keras models) averages the scores of each face and its mirror
-    image, as ``edge-fer-convert --tta-flip`` bakes into a ``.tflite``.
+    ``tta_flip`` averages the scores of each face and its mirror image: for a
+    Keras model as ``edge-fer-convert --tta-flip`` bakes into a ``.tflite``,
+    for a ``.tflite`` as the daemon's ``classifier.tta_flip`` does.
 
     Raises:
         ModelError: missing file or unsupported extension.
@@ -31,7 +32,7 @@ def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2,
     if model_path.suffix == ".tflite":
         from edge.classify import EmotionClassifier
 
-        clf = EmotionClassifier(model_path, num_threads=num_threads, max_batch=64)
+        clf = EmotionClassifier(model_path, num_threads=num_threads, max_batch=64, tta_flip=tta_flip)
         return clf.predict_batch(x), clf.labels
     if model_path.suffix in (".keras", ".h5"):
         import keras
@@ -75,7 +76,7 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
             only a name in the report when ``dataset`` is given.
         layout, usage, contempt, crop: Dataset options (FER+ is read in majority mode).
         out_dir: When set, writes ``metrics.json`` and ``confusion.png`` there.
-        tta_flip: Keras models: average face and mirror-image scores.
+        tta_flip: Average face and mirror-image scores.
         dataset: An already loaded ``FaceDataset`` (e.g. a ``fit`` run's validation split).
 
     Returns:
@@ -92,8 +93,8 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
     y_true = [ds.labels[i] for i in ds.hard_labels]
     y_pred = [model_labels[i] for i in probs.argmax(1)]
     labels = list(dict.fromkeys([*model_labels, *ds.labels]))
-    report = {"model": str(model), "data": str(data), **metrics_report(y_true, y_pred, labels),
-              "skipped_images": ds.skipped}
+    report = {"model": str(model), "data": str(data), "tta_flip": tta_flip,
+              **metrics_report(y_true, y_pred, labels), "skipped_images": ds.skipped}
     if out_dir:
         from training.plots import plot_confusion
 

@@ -51,6 +51,7 @@ class ClassifierConfig(_Strict):
     num_threads: int = Field(1, ge=1, le=16)
     margin: float | None = Field(None, ge=0, le=1, description="crop margin per side; None = model's")
     align: bool = Field(True, description="rotate crops to level the eyes (FER2013 faces are registered)")
+    tta_flip: bool = Field(False, description="average face and mirror-image scores (about 2x classifier time)")
 
 
 class TrackerConfig(_Strict):

@@ -56,7 +56,11 @@ def test_convert_int8_then_evaluate_tflite_through_the_runtime(trained, fer2013)
     metrics = json.loads(ev.stdout.strip().splitlines()[-1])
     assert metrics["n"] == 3589 and 0 <= metrics["accuracy"] <= 1 and "macro_f1" in metrics
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
-    assert (trained / "eval" / "confusion.png").is_file()
+    assert (trained / "eval" / "confusion.png").is_file() and metrics["tta_flip"] is False
+    ev = _run("training.cli", "evaluate", "--model", str(tfl), "--data", str(fer2013 / "test"), "--json",
+              "--cache", str(trained / "cache"), "--tta-flip")
+    flipped = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert flipped["tta_flip"] is True and flipped["n"] == 3589
 
 
 def test_packed_data_time_budget_distillation_and_init(trained, fer2013, tmp_path):

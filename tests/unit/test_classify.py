@@ -51,6 +51,26 @@ def test_batched_and_single_invocations_agree(clf, fer2013):
     assert np.array_equal(batched, single)
 
 
+def test_flip_tta_is_the_mean_of_face_and_mirror_scores(clf, fer2013, tmp_path):
+    from edge.preprocess import preprocess_face
+    from training.data import read_image
+
+    files = [sorted((fer2013 / "test" / e).iterdir())[1] for e in EMOTIONS]
+    x = np.stack([preprocess_face(read_image(f)) for f in files])
+    mirrored = x[:, :, ::-1].copy()
+    plain, plain_mirrored = clf.predict_batch(x), clf.predict_batch(mirrored)
+    assert np.abs(plain - plain_mirrored).max() > 0.02  # the mirror view is a different input
+    tta = EmotionClassifier(tta_flip=True)
+    both = tta.predict_batch(x, batch_size=3)  # 3 + 3 + 1 faces, each chunk one invocation of 2x
+    assert np.allclose(both, (plain + plain_mirrored) / 2, atol=1e-6)
+    assert np.allclose(tta.predict_batch(mirrored), both, atol=1e-6)
+    # A model with the flip baked in (sidecar tta_flip: true) is not flipped twice.
+    baked = tmp_path / "baked.tflite"
+    baked.write_bytes(DEFAULT_MODEL.read_bytes())
+    baked.with_suffix(".json").write_text(json.dumps({"tta_flip": True}))
+    assert not EmotionClassifier(baked, tta_flip=True).tta_flip
+
+
 def test_model_beats_chance_on_real_test_faces(clf, fer2013):
     """A trained model, not a stub: well above the 25% majority-class rate on 350 test faces."""
     from edge.preprocess import preprocess_face

@@ -49,3 +49,12 @@ def test_password_sources_in_order(tmp_path, monkeypatch):
     f = tmp_path / "pw"
     f.write_text("from-file\n")
     assert mqtt_password(cfg.model_copy(update={"password_file": str(f)})) == "from-file"
+
+
+def test_classifier_settings_reach_the_classifier():
+    from edge.pipeline.factory import build_classifier
+
+    cfg = load_config(ROOT_CONFIG, {"classifier": {"tta_flip": True, "margin": 0.15}})
+    clf = build_classifier(cfg)
+    assert clf.tta_flip and clf.margin == 0.15 and clf.max_batch == cfg.detector.max_faces
+    assert not build_classifier(load_config(ROOT_CONFIG)).tta_flip
