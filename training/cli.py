@@ -1,4 +1,4 @@
-"""``edge-fer-train``: ``fit``, ``evaluate`` and ``pack`` sub-commands.
+"""``edge-fer-train``: ``fit``, ``evaluate``, ``pack`` and ``recover`` sub-commands.
 
 Exit codes: 0 success, 2 bad arguments or dataset input (one-line message),
 3 model file missing or unreadable.
@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import sys
+
+import numpy as np
 
 EXIT_BAD_INPUT = 2
 EXIT_BAD_MODEL = 3
@@ -61,6 +63,32 @@ def _pack_parser(sub) -> None:
     p.add_argument("--ferplus-mode", default="majority", choices=["majority", "soft"])
 
 
+def _recover_parser(sub) -> None:
+    p = sub.add_parser("recover", help="rebuild a trainable .keras edge model from its int8 .tflite (to fine-tune)")
+    p.add_argument("--tflite", required=True, help="int8 .tflite of an edge model, e.g. edge/models/emotion_int8.tflite")
+    p.add_argument("--data", required=True, help="training faces for the BatchNorm statistics (folder, CSV or .npz)")
+    p.add_argument("--out", required=True, help="output .keras file")
+    p.add_argument("--n", type=int, default=4096, help="faces drawn for the statistics")
+    p.add_argument("--seed", type=int, default=1234)
+    _dataset_options(p)
+
+
+def _recover(args) -> dict:
+    from edge.classify import EmotionClassifier
+    from training.data import load_dataset
+    from training.recover import recover_edge
+
+    data = load_dataset(args.data, args.layout, cache_dir=args.cache, usage=args.usage, crop=args.crop)
+    rows = np.random.default_rng(args.seed).permutation(len(data.x))[:args.n]
+    model = recover_edge(args.tflite, data.x[rows])
+    model.save(args.out)
+    recovered = model.predict(data.x[rows][..., None], batch_size=256, verbose=0)
+    int8 = EmotionClassifier(args.tflite, num_threads=2, max_batch=64).predict_batch(data.x[rows])
+    return {"out": args.out, "params": model.count_params(), "n": len(rows),
+            "top1_agreement": float((recovered.argmax(1) == int8.argmax(1)).mean()),
+            "mean_abs_score_diff": float(np.abs(recovered - int8).mean())}
+
+
 def _pack(args) -> dict:
     from training.data import load_dataset, save_packed
 
@@ -79,43 +107,46 @@ def main(argv: list[str] | None = None) -> int:
     _fit_parser(sub)
     _eval_parser(sub)
     _pack_parser(sub)
+    _recover_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "evaluate" and not (args.data or args.val_of):
+        parser.error("evaluate needs --data or --val-of")
+    from edge.runtime import ModelError
     from training.data import DataError
 
+    run = {"fit": _fit, "evaluate": _evaluate, "pack": lambda a: json.dumps(_pack(a)),
+           "recover": lambda a: json.dumps(_recover(a))}[args.command]
     try:
-        if args.command == "fit":
-            from training.fit import FitConfig, run_fit
-
-            cfg = FitConfig(**{k: v for k, v in vars(args).items() if k != "command"})
-            print(json.dumps(run_fit(cfg), indent=2, default=str))
-            return 0
-        if args.command == "pack":
-            print(json.dumps(_pack(args)))
-            return 0
-        from training.evaluate import ModelError, evaluate_path
-    except DataError as exc:
-        print(f"edge-fer-train: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if not (args.data or args.val_of):
-        parser.error("evaluate needs --data or --val-of")
-    try:
-        dataset = None
-        if args.val_of:
-            from training.fit import validation_split_of
-
-            dataset = validation_split_of(args.val_of)
-            args.data = f"validation split of {args.val_of}"
-        report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
-                               contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,
-                               crop=args.crop, tta_flip=args.tta_flip, dataset=dataset)
+        print(run(args))
     except DataError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ModelError as exc:
         print(f"edge-fer-train: {exc}", file=sys.stderr)
         return EXIT_BAD_MODEL
-    print(json.dumps(report) if args.json else format_report(report))
     return 0
+
+
+def _fit(args) -> str:
+    from training.fit import FitConfig, run_fit
+
+    cfg = FitConfig(**{k: v for k, v in vars(args).items() if k != "command"})
+    return json.dumps(run_fit(cfg), indent=2, default=str)
+
+
+def _evaluate(args) -> str:
+    from training.evaluate import evaluate_path
+
+    dataset = None
+    if args.val_of:
+        from training.fit import validation_split_of
+
+        dataset = validation_split_of(args.val_of)
+        args.data = f"validation split of {args.val_of}"
+    report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
+                           contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,
+                           crop=args.crop, tta_flip=args.tta_flip, dataset=dataset)
+    return json.dumps(report) if args.json else format_report(report)
 
 
 def format_report(report: dict) -> str:

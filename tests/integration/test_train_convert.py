@@ -97,3 +97,32 @@ def test_evaluate_errors_are_one_line(tmp_path, fer2013):
     res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
                           "--val-of", str(tmp_path / "no_run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "expected a fit run folder" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_recover_the_shipped_int8_model_and_convert_it_back(trained, fer2013, tmp_path):
+    """int8 .tflite -> trainable .keras (dequantised, BatchNorm rebuilt) -> int8 again: the same classifier."""
+    shipped = ROOT / "edge" / "models" / "emotion_int8_fast.tflite"
+    recovered = tmp_path / "recovered.keras"
+    res = _run("training.cli", "recover", "--tflite", str(shipped), "--data", str(fer2013 / "train"), "--n", "1000",
+               "--out", str(recovered), "--cache", str(trained / "cache"))
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["n"] == 1000 and report["top1_agreement"] > 0.95 and report["mean_abs_score_diff"] < 0.01
+    back = tmp_path / "back.tflite"
+    _run("convert.cli", "--keras", str(recovered), "--out", str(back), "--quantize", "int8", "--calib-data",
+         str(fer2013 / "train"), "--calib-n", "500", "--parity-n", "300", "--cache", str(trained / "cache"))
+
+    from edge.classify import EmotionClassifier
+    from training.data import load_dataset
+
+    x = load_dataset(fer2013 / "test", cache_dir=trained / "cache").x[::10]
+    before = EmotionClassifier(shipped).predict_batch(x)
+    after = EmotionClassifier(back).predict_batch(x)
+    assert (before.argmax(1) == after.argmax(1)).mean() > 0.93 and np.abs(before - after).mean() < 0.02
+
+
+def test_recover_rejects_a_model_that_is_not_an_edge_model(fer2013, tmp_path):
+    blazeface = ROOT / "edge" / "models" / "face_detection_short_range.tflite"
+    res = subprocess.run([sys.executable, "-m", "training.cli", "recover", "--tflite", str(blazeface), "--data",
+                          str(fer2013 / "test"), "--n", "10", "--out", str(tmp_path / "x.keras")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 3 and "not an edge model" in res.stderr and "Traceback" not in res.stderr
