@@ -65,7 +65,7 @@ def _pack_parser(sub) -> None:
 
 def _recover_parser(sub) -> None:
     p = sub.add_parser("recover", help="rebuild a trainable .keras edge model from its int8 .tflite (to fine-tune)")
-    p.add_argument("--tflite", required=True, help="int8 .tflite of an edge model, e.g. edge/models/emotion_int8.tflite")
+    p.add_argument("--tflite", required=True, help="int8 .tflite of an edge model (edge/models/emotion_int8.tflite)")
     p.add_argument("--data", required=True, help="training faces for the BatchNorm statistics (folder, CSV or .npz)")
     p.add_argument("--out", required=True, help="output .keras file")
     p.add_argument("--n", type=int, default=4096, help="faces drawn for the statistics")

@@ -102,8 +102,8 @@ def _load_weights(model, interpreter, ops: EdgeOps) -> dict[str, np.ndarray]:
         depthwise = dequantize(interpreter, dw["inputs"][1])[0][..., None]       # (1,kh,kw,C) -> (kh,kw,C,1)
         pointwise = dequantize(interpreter, pw["inputs"][1]).transpose(1, 2, 3, 0)
         layer.set_weights([depthwise, pointwise])
-        # A depthwise bias passes linearly through the pointwise conv.
-        bias[layer.name] = dequantize(interpreter, pw["inputs"][2]) + dequantize(interpreter, dw["inputs"][2]) @ pointwise[0, 0]
+        depthwise_bias = dequantize(interpreter, dw["inputs"][2])  # passes linearly through the pointwise conv
+        bias[layer.name] = dequantize(interpreter, pw["inputs"][2]) + depthwise_bias @ pointwise[0, 0]
     dense[0].set_weights([dequantize(interpreter, ops.dense[0]["inputs"][1]).T,
                           dequantize(interpreter, ops.dense[0]["inputs"][2])])
     return bias
