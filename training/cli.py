@@ -74,8 +74,10 @@ def _recover_parser(sub) -> None:
 
 
 def _recover(args) -> dict:
-    from edge.classify import EmotionClassifier
+    from pathlib import Path
+
     from training.data import load_dataset
+    from training.evaluate import predict_probs
     from training.recover import recover_edge
 
     data = load_dataset(args.data, args.layout, cache_dir=args.cache, usage=args.usage, crop=args.crop)
@@ -83,7 +85,7 @@ def _recover(args) -> dict:
     model = recover_edge(args.tflite, data.x[rows])
     model.save(args.out)
     recovered = model.predict(data.x[rows][..., None], batch_size=256, verbose=0)
-    int8 = EmotionClassifier(args.tflite, num_threads=2, max_batch=64).predict_batch(data.x[rows])
+    int8 = predict_probs(Path(args.tflite), data.x[rows])[0]
     return {"out": args.out, "params": model.count_params(), "n": len(rows),
             "top1_agreement": float((recovered.argmax(1) == int8.argmax(1)).mean()),
             "mean_abs_score_diff": float(np.abs(recovered - int8).mean())}

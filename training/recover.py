@@ -133,8 +133,8 @@ def recover_edge(tflite_path: str | Path, faces: np.ndarray):
     ops = edge_ops(interpreter)
     if not ops.stem or not ops.dense:
         raise ModelError(f"{tflite_path}: not an edge model (no stem conv or classifier)")
-    stem_out = next(t for t in interpreter.get_tensor_details() if t["index"] == ops.stem[0]["inputs"][1])
-    model = build_model("edge", width=int(stem_out["shape"][0]) / STEM_CHANNELS)
+    stem_channels = interpreter.get_tensor(ops.stem[0]["inputs"][1]).shape[0]
+    model = build_model("edge", width=stem_channels / STEM_CHANNELS)
     bias = _load_weights(model, interpreter, ops)
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     sources = [norm.input._keras_history[0].name for norm in norms]

@@ -119,14 +119,12 @@ class EmotionClassifier:
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         step = batch_size or self.max_batch
-        if not self.tta_flip:
-            return np.concatenate([self._invoke(faces[i:i + step]) for i in range(0, len(faces), step)])
-        chunks = []
-        for i in range(0, len(faces), step):
-            part = faces[i:i + step]
-            probs = self._invoke(np.concatenate([part, part[:, :, ::-1]]))
-            chunks.append((probs[:len(part)] + probs[len(part):]) / 2)
-        return np.concatenate(chunks)
+        invoke = self._invoke_flip_mean if self.tta_flip else self._invoke
+        return np.concatenate([invoke(faces[i:i + step]) for i in range(0, len(faces), step)])
+
+    def _invoke_flip_mean(self, faces: np.ndarray) -> np.ndarray:
+        probs = self._invoke(np.concatenate([faces, faces[:, :, ::-1]]))  # one invocation of 2N
+        return (probs[:len(faces)] + probs[len(faces):]) / 2
 
     def crop(self, image: np.ndarray, detection: Detection, align: bool = False) -> np.ndarray:
         """The model input for one detected face: float32 (48, 48) via ``preprocess_face``."""
