@@ -81,12 +81,12 @@ def _recover(args) -> dict:
     from training.recover import recover_edge
 
     data = load_dataset(args.data, args.layout, cache_dir=args.cache, usage=args.usage, crop=args.crop)
-    rows = np.random.default_rng(args.seed).permutation(len(data.x))[:args.n]
-    model = recover_edge(args.tflite, data.x[rows])
+    faces = data.x[np.random.default_rng(args.seed).permutation(len(data.x))[:args.n]]
+    model = recover_edge(args.tflite, faces)
     model.save(args.out)
-    recovered = model.predict(data.x[rows][..., None], batch_size=256, verbose=0)
-    int8 = predict_probs(Path(args.tflite), data.x[rows])[0]
-    return {"out": args.out, "params": model.count_params(), "n": len(rows),
+    recovered = model.predict(faces[..., None], batch_size=256, verbose=0)
+    int8 = predict_probs(Path(args.tflite), faces)[0]
+    return {"out": args.out, "params": model.count_params(), "n": len(faces),
             "top1_agreement": float((recovered.argmax(1) == int8.argmax(1)).mean()),
             "mean_abs_score_diff": float(np.abs(recovered - int8).mean())}
 
