@@ -1,0 +1,17 @@
+"""``classifier`` config section (owned apart from :mod:`edge.config.schema`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ClassifierConfig(BaseModel):
+    """Emotion model settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="path to a .tflite; None = shipped int8 model")
+    num_threads: int = Field(1, ge=1, le=16)
+    margin: float | None = Field(None, ge=0, le=1, description="crop margin per side; None = model's")
+    align: bool = Field(True, description="rotate crops to level the eyes (FER2013 faces are registered)")
+    tta_flip: bool = Field(False, description="average face and mirror-image scores (about 2x classifier time)")
