@@ -18,15 +18,16 @@ apt_install() {
 }
 
 if [ "$mode" = "test" ]; then
-  apt_install mosquitto ffmpeg systemd python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+  apt_install mosquitto ffmpeg systemd chromium chromium-driver python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 fi
 
 PY="${PYTHON:-python3}"
+"$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || apt_install python3-venv  # Debian ships venv without ensurepip
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$mode" = "test" ]; then
-  .venv/bin/python -m pip install -q -e ".[train,test]"
+  .venv/bin/python -m pip install -q -e ".[train,web,test]"
 else
   .venv/bin/python -m pip install -q -e ".[plot]"
 fi

@@ -14,6 +14,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.config.classifier import ClassifierConfig
+from edge.config.smoothing import SmoothingConfig
+from edge.web.config import WebConfig
+
 
 class ConfigError(Exception):
     """The configuration is unusable; ``str()`` lists every problem, one per line."""
@@ -44,29 +48,12 @@ class DetectorConfig(_Strict):
     num_threads: int = Field(1, ge=1, le=16)
 
 
-class ClassifierConfig(_Strict):
-    """Emotion model settings."""
-
-    model: str | None = Field(None, description="path to a .tflite; None = shipped int8 model")
-    num_threads: int = Field(1, ge=1, le=16)
-    margin: float | None = Field(None, ge=0, le=1, description="crop margin per side; None = model's")
-    align: bool = Field(True, description="rotate crops to level the eyes (FER2013 faces are registered)")
-    tta_flip: bool = Field(False, description="average face and mirror-image scores (about 2x classifier time)")
-
-
 class TrackerConfig(_Strict):
     """IoU tracker settings."""
 
     iou_threshold: float = Field(0.3, gt=0, le=1)
     max_missed: int = Field(10, ge=0, description="detection rounds a track survives unmatched")
     min_hits: int = Field(2, ge=1, description="matches before a track is reported")
-
-
-class SmoothingConfig(_Strict):
-    """Temporal smoothing (seconds)."""
-
-    tau_s: float = Field(0.3, ge=0, description="EMA time constant, seconds")
-    min_hold_s: float = Field(0.3, ge=0, description="hysteresis: seconds a new emotion must lead")
 
 
 class OutputConfig(_Strict):
@@ -138,6 +125,7 @@ class Config(_Strict):
     mqtt: MQTTConfig = MQTTConfig()
     metrics: MetricsConfig = MetricsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    web: WebConfig = WebConfig()
     reconnect_initial_s: float = Field(1.0, gt=0, description="first source reopen delay, seconds")
     reconnect_max_s: float = Field(30.0, gt=0, description="cap of the source reopen backoff")
     read_timeout_s: float = Field(10.0, gt=0, description="a live source silent this long is reopened")
