@@ -15,10 +15,11 @@ import numpy as np
 
 from edge.labels import EMOTIONS
 from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, preprocess_face
+from edge.classify.registry import resolve_model
 from edge.runtime import ModelError, load_interpreter
 from edge.types import Detection, EmotionScores
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "emotion_int8.tflite"
+DEFAULT_MODEL = resolve_model(None)
 
 
 class _Runner:
@@ -41,12 +42,13 @@ class EmotionClassifier:
     steady number of faces never re-allocates tensors.
     """
 
-    def __init__(self, model_path: str | Path = DEFAULT_MODEL, num_threads: int = 1, max_batch: int = 8,
+    def __init__(self, model_path: str | Path | None = None, num_threads: int = 1, max_batch: int = 8,
                  margin: float | None = None, tta_flip: bool = False) -> None:
         """Load the model and its sidecar metadata (``<model>.json``, optional).
 
         Args:
-            model_path: ``.tflite`` file (int8 or float).
+            model_path: ``.tflite`` file (int8 or float), a shipped model name
+                (:data:`edge.classify.registry.SHIPPED_MODELS`) or None for the default.
             num_threads: Interpreter threads.
             max_batch: Largest batch given to one invocation; larger inputs are split.
             margin: Face-crop margin (fraction of the bbox side per side); None
@@ -58,9 +60,9 @@ class EmotionClassifier:
                 is already baked in (``edge-fer-convert --tta-flip``).
 
         Raises:
-            ModelError: missing/invalid file or an input shape other than (N, 48, 48, 1).
+            ModelError: unknown name, missing/invalid file or an input shape other than (N, 48, 48, 1).
         """
-        self.path = Path(model_path)
+        self.path = resolve_model(model_path)
         self.num_threads = num_threads
         self.max_batch = max(1, max_batch)
         self._runners: dict[int, _Runner] = {1: _Runner(self.path, 1, num_threads)}

@@ -10,7 +10,8 @@ class ClassifierConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, description="path to a .tflite; None = shipped int8 model")
+    model: str | None = Field(None, description="shipped model name (ferplus, fer2013, fer2013-fast) or a .tflite "
+                              "path; None = the default shipped model")
     num_threads: int = Field(1, ge=1, le=16)
     margin: float | None = Field(None, ge=0, le=1, description="crop margin per side; None = model's")
     align: bool = Field(True, description="rotate crops to level the eyes (FER2013 faces are registered)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.classify import DEFAULT_MODEL, EmotionClassifier
+from edge.classify import EmotionClassifier
 from edge.config import Config
 from edge.detect import BlazeFace, DetectorOptions
 from edge.pipeline.core import FramePipeline, PipelineOptions
@@ -13,14 +13,13 @@ from edge.track import TrackerOptions
 
 def build_detector(cfg: Config) -> BlazeFace:
     """The face detector of ``cfg.detector``. Raises ``ModelError`` if its model cannot load."""
-    d = cfg.detector
-    return BlazeFace(DetectorOptions(d.variant, d.min_score, d.min_face_px, d.max_faces, d.num_threads))
+    return BlazeFace(DetectorOptions(**cfg.detector.model_dump()))
 
 
 def build_classifier(cfg: Config) -> EmotionClassifier:
     """The emotion classifier of ``cfg.classifier``. Raises ``ModelError`` if its model cannot load."""
     c = cfg.classifier
-    return EmotionClassifier(c.model or DEFAULT_MODEL, num_threads=c.num_threads,
+    return EmotionClassifier(c.model, num_threads=c.num_threads,
                              max_batch=cfg.detector.max_faces, margin=c.margin, tta_flip=c.tta_flip)
 
 
@@ -29,6 +28,6 @@ def build_pipeline(cfg: Config, source: str, detector: BlazeFace | None = None,
     """A :class:`FramePipeline` for one source (stages may be shared between sources)."""
     return FramePipeline(
         detector or build_detector(cfg), classifier or build_classifier(cfg), source,
-        PipelineOptions(cfg.detect_every, cfg.classifier.align),
-        TrackerOptions(cfg.tracker.iou_threshold, cfg.tracker.max_missed, cfg.tracker.min_hits),
-        SmoothingOptions(cfg.smoothing.tau_s, cfg.smoothing.min_hold_s), timer)
+        PipelineOptions(detect_every=cfg.detect_every, align=cfg.classifier.align),
+        TrackerOptions(**cfg.tracker.model_dump()),
+        SmoothingOptions(**cfg.smoothing.model_dump()), timer)

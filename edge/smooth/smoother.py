@@ -4,7 +4,8 @@ EMA on seconds, not frames: for a sample dt seconds after the previous one,
 ``alpha = 1 - exp(-dt / tau)`` (the exact discretisation of a first-order
 low-pass with time constant tau), so the smoothing is the same at 5 or 30 fps.
 Hysteresis: a new emotion becomes the track's current emotion only after its
-smoothed score has led for ``min_hold_s`` seconds without interruption.
+smoothed score has led the current emotion's by at least ``switch_margin``
+for ``min_hold_s`` seconds without interruption.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from edge.labels import EMOTIONS
 from edge.types import EmotionScores
 
 
+#: Defaults chosen on the labelled windows of the shared clips (``benchmarks/smoothing_windows.py``).
+DEFAULT_TAU_S = 0.3
+DEFAULT_MIN_HOLD_S = 0.3
+DEFAULT_SWITCH_MARGIN = 0.0
+
+
 @dataclass(frozen=True)
 class SmoothingOptions:
     """Smoothing settings.
@@ -29,10 +36,13 @@ class SmoothingOptions:
     Attributes:
         tau_s: EMA time constant in seconds (0 disables smoothing).
         min_hold_s: Seconds a new leader must lead before it becomes current.
+        switch_margin: Smoothed-score lead (probability, 0-1) a challenger
+            needs over the current emotion to count as leading.
     """
 
-    tau_s: float = 0.3
-    min_hold_s: float = 0.3
+    tau_s: float = DEFAULT_TAU_S
+    min_hold_s: float = DEFAULT_MIN_HOLD_S
+    switch_margin: float = DEFAULT_SWITCH_MARGIN
 
 
 @dataclass
@@ -109,8 +119,10 @@ class EmotionSmoother:
         state.samples += 1
 
     def _hysteresis(self, state: TrackState, time_s: float) -> str | None:
-        leader = self.labels[int(np.argmax(state.smoothed))]
-        if leader == state.current:
+        best = int(np.argmax(state.smoothed))
+        leader = self.labels[best]
+        current = self.labels.index(state.current)
+        if leader == state.current or state.smoothed[best] - state.smoothed[current] < self.options.switch_margin:
             state.pending = None
             return None
         if leader != state.pending:
