@@ -5,8 +5,10 @@ Greedy IoU association in the manner of the IOU Tracker (Bochinski et al.,
 AVSS) with SORT-style track management (Bewley et al., 2016,
 arXiv:1602.00763): a track is confirmed after ``min_hits`` matches and
 removed after ``max_missed`` consecutive detection rounds without one.
-Between detections (``detect_every`` > 1) each live track's box moves with
-its estimated velocity.
+Between detections (``detect_every`` > 1) each live, *confirmed* track's box
+moves with its estimated velocity; an unconfirmed track (fewer than
+``min_hits`` matches) is never carried, so a single false detection is not
+classified and starts no track.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import numpy as np
 from edge.types import BBox, Detection, Track, TrackedFace
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrackerOptions:
-    """Tracker settings.
+    """Tracker settings, built by keyword only (two ``int`` fields must never swap silently).
 
     Attributes:
         iou_threshold: Minimum IoU for a detection to continue a track.
@@ -112,17 +114,22 @@ class IoUTracker:
         return TrackUpdate(seen, removed)
 
     def carry(self, time_s: float) -> list[TrackedFace]:
-        """Predict live tracks (matched in the latest round) at ``time_s`` by their velocity.
+        """Predict confirmed live tracks (matched in the latest round) at ``time_s`` by their velocity.
 
         The tracks themselves keep their last detected box, so the next
-        association and velocity estimate use real detections only.
+        association and velocity estimate use real detections only. Tracks
+        below ``min_hits`` are not carried: they are reported only once a
+        detection round confirms them.
+
+        Args:
+            time_s: Time of the frame between detection rounds, seconds.
 
         Returns:
-            One ``TrackedFace`` per live track with the predicted detection.
+            One ``TrackedFace`` per confirmed live track with the predicted detection.
         """
         carried = []
         for track in self.tracks:
-            if track.misses or track.detection is None:
+            if track.misses or track.detection is None or not track.confirmed:
                 continue
             dt = time_s - track.last_s
             dx, dy = track.velocity[0] * dt, track.velocity[1] * dt

@@ -73,3 +73,54 @@ def test_pipeline_drops_boxes_carried_out_of_the_frame(d19):
     pipe.tracker.tracks[0].velocity = (5000.0, 0.0)  # 5000 px/s to the right
     assert pipe.process(Frame(1, 0.04, image)).faces  # moved 200 px: still partly visible
     assert pipe.process(Frame(2, 1.0, image)).faces == []  # 5000 px away: dropped
+
+
+def test_options_are_keyword_only():
+    """Two int fields (max_missed, min_hits) must never swap silently: positional construction fails."""
+    import pytest
+
+    with pytest.raises(TypeError):
+        TrackerOptions(0.3, 10, 2)  # noqa
+    opts = TrackerOptions(iou_threshold=0.4, max_missed=7, min_hits=3, velocity_smoothing=0.2)
+    assert (opts.iou_threshold, opts.max_missed, opts.min_hits, opts.velocity_smoothing) == (0.4, 7, 3, 0.2)
+
+
+def test_unconfirmed_tracks_are_not_carried_between_detection_rounds():
+    """detect_every=3, min_hits=2: one false detection is never carried, a repeated one is."""
+    tr = IoUTracker(TrackerOptions(min_hits=2))
+    up = tr.update([det(10, 10)], 0.0)  # frame 0: a single (false) detection, hits=1
+    assert [f.track.confirmed for f in up.seen] == [False]
+    assert tr.carry(0.1) == [] and tr.carry(0.2) == []  # frames 1, 2: nothing to classify
+    assert tr.update([], 0.3).seen == []  # frame 3: gone
+    assert tr.carry(0.4) == [] and tr.carry(0.5) == []
+    up = tr.update([det(300, 300)], 0.6)  # a real face: detected at frames 6 and 9
+    assert tr.carry(0.7) == []
+    up = tr.update([det(302, 300)], 0.9)
+    assert [f.track.confirmed for f in up.seen] == [True]
+    carried = tr.carry(1.0)
+    assert [f.track.track_id for f in carried] == [up.seen[0].track.track_id]
+
+
+def test_pipeline_single_detection_with_detect_every_3_emits_nothing(d19):
+    """A face seen in one detection round only (min_hits=2) is not classified and starts no track."""
+    from conftest import read_frame
+    from edge.classify import EmotionClassifier
+    from edge.detect import BlazeFace
+    from edge.pipeline import FramePipeline, PipelineOptions
+    from edge.types import Frame
+
+    face = read_frame(d19, 10)
+    blank = np.zeros_like(face)
+    detector, classifier = BlazeFace(), EmotionClassifier()
+
+    def run(images):
+        pipe = FramePipeline(detector, classifier, options=PipelineOptions(detect_every=3),
+                             tracker=TrackerOptions(min_hits=2))
+        results = [pipe.process(Frame(i, i / 25, image)) for i, image in enumerate(images)]
+        return results, [e for r in results for e in r.events] + pipe.finish()
+
+    results, events = run([face, face, face, blank, blank, blank])  # one detection round with the face
+    assert [len(r.faces) for r in results] == [0] * 6 and events == []
+    results, events = run([face, face, face, face, face, face])  # two rounds: confirmed at frame 3, carried after
+    assert [len(r.faces) for r in results] == [0, 0, 0, 1, 1, 1]
+    assert [e.type for e in events] == ["track_started", "track_ended"]
