@@ -1,5 +1,12 @@
 """Configuration: pydantic models for ``config.yaml``."""
 
-from edge.config.schema import Config, ConfigError, load_config
+from edge.config.schema import (
+    Config,
+    ConfigError,
+    command_token,
+    daemon_problems,
+    load_config,
+    mqtt_password,
+)
 
-__all__ = ["Config", "ConfigError", "load_config"]
+__all__ = ["Config", "ConfigError", "command_token", "daemon_problems", "load_config", "mqtt_password"]
