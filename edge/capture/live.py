@@ -9,6 +9,10 @@ the daemon keeps serving the other sources meanwhile.
 RTSP is read over TCP (``OPENCV_FFMPEG_CAPTURE_OPTIONS=rtsp_transport;tcp``)
 with OpenCV's FFmpeg open/read timeouts (``CAP_PROP_OPEN_TIMEOUT_MSEC``,
 ``CAP_PROP_READ_TIMEOUT_MSEC``).
+
+Credentials never reach a log line: every message names the source by
+:attr:`LiveSource.display_uri`, the URI with its password masked
+(:func:`edge.redact.mask_url`, ``rtsp://admin:***@host/...``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 import cv2
 
+from edge.redact import mask_url
 from edge.types import Frame
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ class LiveSource:
 
     Attributes:
         name: Source name (MQTT topic level, metrics label).
+        uri: The URI as configured (may hold a password: never log it).
+        display_uri: ``uri`` with its password masked, for logs and errors.
         up: True while frames arrive.
         dropped: Frames overwritten before the pipeline took them.
         reconnects: Reopen attempts after the first open.
@@ -87,6 +94,7 @@ class LiveSource:
             new_frame: Event set whenever a frame arrives (shared by the daemon's sources).
         """
         self.name, self.uri, self.options = name, uri, options
+        self.display_uri = mask_url(uri)
         self.kind = classify_uri(uri)
         self.up = False
         self.dropped = 0
@@ -135,13 +143,15 @@ class LiveSource:
             if not first:
                 self.reconnects += 1
             first = False
+            log.debug("source %s: opening %s (%s, reconnects so far %d)", self.name, self.display_uri, self.kind,
+                      self.reconnects)
             cap = open_capture(self.uri, self.kind, self.options)
             if cap.isOpened():
                 got = self._read_loop(cap)
                 if got:
                     delay = self.options.reconnect_initial_s
             else:
-                log.warning("source %s: cannot open %s; retrying in %.1f s", self.name, self.uri, delay)
+                log.warning("source %s: cannot open %s; retrying in %.1f s", self.name, self.display_uri, delay)
             cap.release()
             self.up = False
             if self._stop.wait(delay):
@@ -160,10 +170,10 @@ class LiveSource:
                 if self.kind == "file" and self.options.loop and got_any:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     continue
-                log.warning("source %s: stream ended or read failed", self.name)
+                log.warning("source %s: %s ended or read failed; reopening", self.name, self.display_uri)
                 return got_any
             if not got_any:
-                log.info("source %s: receiving frames from %s", self.name, self.uri)
+                log.info("source %s: receiving frames from %s", self.name, self.display_uri)
             got_any, self.up = True, True
             self._offer(image)
             if period:  # files play at their own frame rate, as a camera would

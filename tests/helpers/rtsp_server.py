@@ -7,7 +7,9 @@ Run with the system Python that has python3-gi (Debian packages
 
 Serves the H.264 track of the file without re-encoding on
 ``rtsp://127.0.0.1:PORT/PATH`` (loopback only); prints ``READY`` when listening
-and runs until SIGTERM/SIGINT.
+and runs until SIGTERM/SIGINT. ``--auth USER:PASSWORD`` requires RTSP Basic
+authentication (RFC 2326 §D.1 / RFC 7617) for that account: a client without
+it gets ``401 Unauthorized``.
 """
 
 import argparse
@@ -21,11 +23,25 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
+def _require_auth(server, factory, user: str, password: str) -> None:
+    """Only ``user``/``password`` (role ``user``) may access and construct the media."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_permission_for_role("user", "media.factory.access", True)
+    permissions.add_permission_for_role("user", "media.factory.construct", True)
+    factory.set_permissions(permissions)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--path", default="/live")
     p.add_argument("--file", required=True)
+    p.add_argument("--auth", help="USER:PASSWORD required from clients (Basic)")
     args = p.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -35,6 +51,8 @@ def main() -> int:
     factory.set_launch(f'( filesrc location="{args.file}" ! qtdemux ! queue ! h264parse config-interval=-1 '
                        f'! rtph264pay name=pay0 pt=96 config-interval=1 )')
     factory.set_shared(True)
+    if args.auth:
+        _require_auth(server, factory, *args.auth.split(":", 1))
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print("cannot bind", file=sys.stderr)
