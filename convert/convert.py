@@ -84,13 +84,39 @@ def convert_model(keras_path: Path, quantize: str, calibration: np.ndarray | Non
     return conv.convert()
 
 
-def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict) -> dict:
-    """Metadata written next to the model as ``<model>.json``: labels, input, scaling, provenance."""
+def labels_for(num_classes: int) -> tuple[str, ...]:
+    """Output labels of a model with ``num_classes`` outputs: the 7 ``EMOTIONS``, or FER+'s 8 with ``contempt`` last.
+
+    Raises:
+        ValueError: for any other number of outputs.
+    """
+    if num_classes == len(EMOTIONS):
+        return EMOTIONS
+    if num_classes == len(EMOTIONS) + 1:
+        return EMOTIONS + ("contempt",)
+    raise ValueError(f"expected a model with {len(EMOTIONS)} or {len(EMOTIONS) + 1} outputs, got {num_classes}")
+
+
+def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict,
+            labels: tuple[str, ...] | None = None) -> dict:
+    """Metadata written next to the model as ``<model>.json``: labels, input, scaling, provenance.
+
+    Args:
+        tflite_path: The converted model (already written).
+        quantize: ``int8``, ``float16`` or ``none``.
+        dataset: Free-text training-data description.
+        extra: Further keys (parity report, calibration size).
+        labels: Output labels; None derives them from the model's output size (:func:`labels_for`).
+    """
     from edge import __version__
+    from edge.runtime import load_interpreter
+
+    if labels is None:
+        labels = labels_for(int(load_interpreter(tflite_path).get_output_details()[0]["shape"][-1]))
 
     return {
         "model": tflite_path.name, "format": "tflite", "quantization": quantize,
-        "labels": list(EMOTIONS), "input": {"size": [INPUT_SIZE, INPUT_SIZE], "channels": 1,
+        "labels": list(labels), "input": {"size": [INPUT_SIZE, INPUT_SIZE], "channels": 1,
                                              "color": "grey (BT.601)", "scale": PIXEL_SCALE,
                                              "range": [0.0, 1.0],
                                              "preprocess": "edge.preprocess.preprocess_face"},

@@ -102,7 +102,8 @@ class EmotionSmoother:
         probs = scores.probs.astype(np.float32)
         state = self.states.get(track_id)
         if state is None:
-            state = TrackState(probs.copy(), self.labels[int(np.argmax(probs))], time_s, time_s)
+            state = TrackState(probs.copy(), self.labels[int(np.argmax(probs))], time_s, time_s,
+                               seconds={e: 0.0 for e in self.labels}, score_sum=np.zeros(len(probs), np.float64))
             self.states[track_id] = state
             self._account(state, probs, 0.0)
             return state, None
