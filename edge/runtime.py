@@ -1,16 +1,82 @@
-"""TFLite interpreter loading: ai-edge-litert, falling back to tflite_runtime.
+"""TFLite interpreter loading (ai-edge-litert, falling back to tflite_runtime) and third-party log noise.
 
 ai-edge-litert is the maintained LiteRT (ex-TFLite) runtime; ``tflite_runtime``
 is the older package still found on some boards.
+
+The LiteRT C++ runtime prints ``INFO: Created TensorFlow Lite XNNPACK delegate
+for CPU.`` straight to file descriptor 2 when an interpreter is created
+(``TF_CPP_MIN_LOG_LEVEL`` does not silence it in ai-edge-litert 2.x), and
+OpenCV's bundled FFmpeg prints container/codec messages (``moov atom not
+found``, ``Invalid NAL unit size``) the same way. Both are shown only when the
+``edge`` logger is at DEBUG.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("edge.runtime")
+
+#: ``AV_LOG_QUIET`` of libavutil/log.h; OpenCV reads ``OPENCV_FFMPEG_LOGLEVEL`` when it opens its first video.
+_AV_LOG_QUIET = "-8"
 
 
 class ModelError(Exception):
     """A model file is missing, unreadable, or not what the stage expects."""
+
+
+class MissingDependency(Exception):
+    """An optional package or program is not installed; the message names the install command."""
+
+
+def _debug() -> bool:
+    return logging.getLogger("edge").isEnabledFor(logging.DEBUG)
+
+
+def quiet_third_party(debug: bool | None = None) -> None:
+    """Hide FFmpeg's own log lines unless ``debug`` (default: the ``edge`` logger is at DEBUG).
+
+    Sets ``OPENCV_FFMPEG_LOGLEVEL`` (``-8`` = quiet, or ``32`` = FFmpeg info at
+    DEBUG) and OpenCV's own log level. Call before the first video is opened;
+    a value already in the environment is kept.
+    """
+    debug = _debug() if debug is None else debug
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if debug else _AV_LOG_QUIET)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "INFO" if debug else "ERROR")
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(prefix: str = "INFO: ") -> Iterator[None]:
+    """Drop native-code stderr lines starting with ``prefix`` while the block runs (kept at DEBUG).
+
+    File descriptor 2 is pointed at a temporary file for the duration; other
+    lines written meanwhile are copied back to stderr afterwards, so no error
+    is lost.
+    """
+    if _debug():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith(prefix)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _interpreter_class():
@@ -27,6 +93,9 @@ def _interpreter_class():
 def load_interpreter(path: str | Path, num_threads: int = 1):
     """Load a ``.tflite`` file and allocate its tensors.
 
+    The runtime's ``INFO: Created TensorFlow Lite XNNPACK delegate`` line is
+    shown only when the ``edge`` logger is at DEBUG.
+
     Args:
         path: Model file.
         num_threads: CPU threads for the XNNPACK delegate / kernels.
@@ -40,9 +109,11 @@ def load_interpreter(path: str | Path, num_threads: int = 1):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    cls = _interpreter_class()
     try:
-        interpreter = _interpreter_class()(model_path=str(path), num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with native_stderr_filtered():
+            interpreter = cls(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from exc
     return interpreter

@@ -1,37 +1,52 @@
-"""The three commands behind ``edge-fer``, mapping failures to exit codes."""
+"""The commands behind ``edge-fer``, mapping failures to exit codes.
+
+``--video`` and ``--image`` go through :class:`edge.api.Analyzer`, the same
+code path as the Python API. Missing optional packages/programs (matplotlib
+for ``--plot``, ffmpeg for ``--annotate``, starlette/uvicorn for ``--serve``)
+are detected before any work starts.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
 from edge.capture import SourceError
 from edge.cli import exit_codes as codes
 from edge.config import Config
-from edge.runtime import ModelError
+from edge.runtime import MissingDependency, ModelError
 
 log = logging.getLogger("edge-fer")
+
+#: The command that installs the ``[web]`` extra into this repository's virtual environment.
+WEB_INSTALL = ".venv/bin/pip install -e '.[web]'"
 
 
 def _source_code(exc: SourceError) -> int:
     return codes.INPUT_MISSING if exc.kind == "missing" else codes.INPUT_UNREADABLE
 
 
-def run_video_cmd(path: str, cfg: Config) -> int:
-    """``edge-fer --video``: process, write outputs, print the summary table."""
-    from edge.pipeline.outputs import format_summary
-    from edge.pipeline.video import run_video
+def _check_video_deps(cfg: Config) -> None:
+    """Raise :class:`MissingDependency` now rather than after the whole clip."""
+    if cfg.output.plot:
+        from edge.pipeline.plot import require_matplotlib
 
-    out_dir = Path(cfg.output.dir or Path("edge-fer-out") / Path(path).stem)
-    try:
-        run = run_video(path, cfg, out_dir)
-    except SourceError as exc:
-        return codes.fail(_source_code(exc), str(exc))
-    except ModelError as exc:
-        return codes.fail(codes.MODEL, str(exc))
-    except OSError as exc:
-        return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
-    summary = run.summary
+        require_matplotlib()
+    if cfg.output.annotate:
+        from edge.pipeline.annotate import require_ffmpeg
+
+        require_ffmpeg()
+
+
+def _analyzer(cfg: Config):
+    from edge.api import Analyzer
+
+    return Analyzer(config=cfg)
+
+
+def _report(path: str, summary: dict) -> int:
+    """Warnings for odd clips; the exit code of a finished run."""
     if summary["frames"] == 0:
         return codes.fail(codes.INPUT_UNREADABLE, f"{path}: no decodable frames (empty or corrupt video)")
     if summary["declared_frames"] and summary["frames"] < summary["declared_frames"]:
@@ -39,34 +54,80 @@ def run_video_cmd(path: str, cfg: Config) -> int:
                     summary["frames"], summary["declared_frames"])
     if summary["face_rows"] == 0:
         log.warning("%s: no faces found", path)
-    if cfg.output.plot:
-        from edge.pipeline.plot import plot_timeline
-
-        plot_timeline(out_dir / "frames.csv", out_dir / "timeline.png")
-    print(format_summary(summary))
-    print(f"outputs: {out_dir}/")
     return codes.OK
+
+
+def run_video_cmd(path: str, cfg: Config) -> int:
+    """``edge-fer --video``: process, write outputs, print the summary table."""
+    out_dir = Path(cfg.output.dir or Path("edge-fer-out") / Path(path).stem)
+    try:
+        _check_video_deps(cfg)
+        analyzer = _analyzer(cfg)
+        with analyzer.analyze_video(path, out_dir=out_dir, annotate=cfg.output.annotate, plot=cfg.output.plot,
+                                    progress=cfg.output.progress) as clip:
+            summary = clip.run()
+    except MissingDependency as exc:
+        return codes.fail(codes.USAGE, str(exc))
+    except SourceError as exc:
+        return codes.fail(_source_code(exc), str(exc))
+    except ModelError as exc:
+        return codes.fail(codes.MODEL, str(exc))
+    except OSError as exc:
+        return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
+    code = _report(path, summary)
+    if code == codes.OK:
+        from edge.pipeline.outputs import format_summary
+
+        print(format_summary(summary))
+        print(f"outputs: {out_dir}/")
+    return code
 
 
 def run_images_cmd(path: str, cfg: Config) -> int:
     """``edge-fer --image``: JSON lines on stdout."""
     from edge.pipeline.images import run_images
 
+    annotate = Path(cfg.output.annotate) if cfg.output.annotate else None
     try:
-        run = run_images(path, cfg)
+        run = run_images(path, _analyzer(cfg), annotate)
     except SourceError as exc:
         return codes.fail(_source_code(exc), str(exc))
     except ModelError as exc:
         return codes.fail(codes.MODEL, str(exc))
+    except OSError as exc:
+        return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
     log.info("%d images, %d faces, %d without a face, %d unreadable", run.images, run.faces,
              run.without_face, run.unreadable)
     return codes.OK
 
 
+def run_serve_cmd(cfg: Config) -> int:
+    """``edge-fer --serve``: the local web page (``edge.web.server.serve_offline``)."""
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        return codes.fail(codes.USAGE, f"--serve needs {' and '.join(missing)}: {WEB_INSTALL}")
+    try:
+        from edge.web.server import serve_offline
+    except ImportError as exc:
+        return codes.fail(codes.USAGE, f"--serve unavailable ({exc}): {WEB_INSTALL}")
+    try:
+        return serve_offline(cfg)
+    except ModelError as exc:
+        return codes.fail(codes.MODEL, str(exc))
+    except OSError as exc:
+        return codes.fail(codes.USAGE, f"cannot serve on {cfg.web.host}:{cfg.web.port}: {exc}")
+
+
 def run_daemon_cmd(cfg: Config) -> int:
     """``edge-fer --config``: the long-lived service."""
+    from edge.config.schema import daemon_problems
     from edge.pipeline.service import run_daemon
 
+    problems = daemon_problems(cfg)
+    if problems:
+        for line in problems[1:]:
+            codes.fail(codes.USAGE, f"config: {line}")
+        return codes.fail(codes.USAGE, f"config: {problems[0]}")
     try:
         return run_daemon(cfg)
     except ModelError as exc:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from edge.capture import SourceError
-from edge.config import Config
-from edge.pipeline.annotate import draw_faces
-from edge.pipeline.factory import build_classifier, build_detector
-from edge.types import FaceResult
+from edge.pipeline.annotate import DrawnFace, draw_faces
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -47,32 +43,37 @@ def list_images(path: Path) -> list[Path]:
     return files
 
 
-def _face_lines(file: Path, image, detector, classifier, align: bool) -> Iterator[tuple[dict, FaceResult]]:
-    detections = detector.detect(image)
-    h, w = image.shape[:2]
-    for i, (det, scores) in enumerate(zip(detections, classifier.classify(image, detections, align))):
-        face = FaceResult(i, det.bbox, scores, scores, scores.top)
-        line = {"file": str(file), "face_index": i, "bbox": [round(v, 1) for v in det.bbox.as_tuple()],
-                "bbox_norm": det.bbox.normalised(w, h), "detector_score": round(det.score, 4),
-                "scores": scores.as_dict(), "emotion": scores.top}
-        yield line, face
+def image_lines(file: Path, faces: list, width: int, height: int) -> list[dict]:
+    """The ``--image`` JSON objects of one image: one per face, or one ``no face found`` object.
+
+    Args:
+        file: The image file (named in every object).
+        faces: :class:`edge.api.Face` values of the image.
+        width, height: Image size in pixels (for ``bbox_norm``).
+    """
+    if not faces:
+        return [{"file": str(file), "face_index": None, "faces": 0, "note": "no face found"}]
+    return [{"file": str(file), "face_index": i, "bbox": [round(v, 1) for v in f.bbox.as_tuple()],
+             "bbox_norm": f.bbox.normalised(width, height), "detector_score": round(f.detector_score, 4),
+             "scores": f.scores, "emotion": f.emotion} for i, f in enumerate(faces)]
 
 
-def run_images(path: str | Path, cfg: Config, out=sys.stdout) -> ImageRun:
+def run_images(path: str | Path, analyzer, annotate: Path | None = None, out=sys.stdout) -> ImageRun:
     """Detect and classify every face; print one JSON line per face (or per face-less image).
 
     Args:
         path: Image file or folder of images.
-        cfg: Validated configuration; ``output.annotate`` is a folder for annotated copies.
+        analyzer: The :class:`edge.api.Analyzer` (models loaded).
+        annotate: Folder for annotated copies (same file names), or None.
         out: Text stream for the JSON lines.
 
     Raises:
         SourceError: missing path, folder without images, or a single unreadable image.
-        ModelError: a model cannot be loaded.
+        OSError: ``annotate`` not writable.
     """
     files = list_images(Path(path))
-    detector, classifier = build_detector(cfg), build_classifier(cfg)
-    annotate = Path(cfg.output.annotate) if cfg.output.annotate else None
+    if annotate:
+        annotate.mkdir(parents=True, exist_ok=True)
     run = ImageRun()
     for file in files:
         image = cv2.imread(str(file), cv2.IMREAD_COLOR)
@@ -82,19 +83,16 @@ def run_images(path: str | Path, cfg: Config, out=sys.stdout) -> ImageRun:
             out.write(json.dumps({"file": str(file), "error": "unreadable image"}) + "\n")
             continue
         run.images += 1
-        faces = []
-        for line, face in _face_lines(file, image, detector, classifier, cfg.classifier.align):
+        faces = analyzer.analyze_image(image)
+        for line in image_lines(file, faces, image.shape[1], image.shape[0]):
             out.write(json.dumps(line) + "\n")
-            faces.append(face)
         run.faces += len(faces)
-        if not faces:
-            run.without_face += 1
-            out.write(json.dumps({"file": str(file), "face_index": None, "faces": 0, "note": "no face found"}) + "\n")
+        run.without_face += not faces
         if annotate:
-            annotate.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(annotate / file.name), draw_faces(image, faces))
+            drawn = [DrawnFace(f.bbox, f"{i} {f.emotion}", f.emotion, f.scores) for i, f in enumerate(faces)]
+            if not cv2.imwrite(str(annotate / file.name), draw_faces(image, drawn)):
+                raise OSError(f"cannot write {annotate / file.name}")
     out.flush()
     if run.images == 0:
         raise SourceError(f"{path}: no readable image")
     return run
-

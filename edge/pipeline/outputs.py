@@ -1,8 +1,10 @@
 """Offline outputs: ``frames.csv``, ``events.jsonl``, ``summary.json``.
 
 ``frames.csv``: one row per face per frame; columns ``frame, time_s,
-track_id, x, y, w, h`` (bbox in pixels), the 7 raw probabilities, and
-``emotion`` (the smoothed, hysteresis-filtered current emotion).
+track_id, x, y, w, h`` (bbox in pixels), the raw probability of each of the
+classifier's labels (its sidecar's ``labels``, e.g. the 7 FER2013 emotions, or 8
+with ``contempt``), and ``emotion`` (the smoothed, hysteresis-filtered current
+emotion).
 """
 
 from __future__ import annotations
@@ -11,21 +13,34 @@ import csv
 import json
 from pathlib import Path
 
-from edge.labels import EMOTIONS
 from edge.pipeline.core import FrameResult
 from edge.pipeline.events import event_to_dict
 from edge.types import EmotionEvent
 
-FRAME_COLUMNS = ["frame", "time_s", "track_id", "x", "y", "w", "h", *EMOTIONS, "emotion"]
+
+
+def frame_columns(labels: tuple[str, ...]) -> list[str]:
+    """Header of ``frames.csv`` for a classifier with these labels."""
+    return ["frame", "time_s", "track_id", "x", "y", "w", "h", *labels, "emotion"]
 
 
 class FramesCsv:
     """Streams face rows to ``frames.csv`` (flushed every ``flush_every`` rows)."""
 
-    def __init__(self, path: Path, flush_every: int = 200) -> None:
+    def __init__(self, path: Path, labels: tuple[str, ...], flush_every: int = 200) -> None:
+        """Create the file and write its header.
+
+        Args:
+            path: ``frames.csv`` path.
+            labels: The classifier's labels (score columns, in model output order).
+            flush_every: Rows between flushes.
+
+        Raises:
+            OSError: the file cannot be created.
+        """
         self._fh = open(path, "w", newline="")
         self._writer = csv.writer(self._fh)
-        self._writer.writerow(FRAME_COLUMNS)
+        self._writer.writerow(frame_columns(labels))
         self._pending = 0
         self.rows = 0
         self.flush_every = flush_every

@@ -1,56 +1,70 @@
-"""``edge-fer --video``: a whole clip through the pipeline, with its offline outputs."""
+"""A whole clip through the pipeline, with its optional offline outputs (``edge-fer --video``, ``Analyzer``).
+
+:class:`VideoJob` is the one code path of ``edge-fer --video`` and of
+:meth:`edge.Analyzer.analyze_video`: iterating it decodes, processes and
+(optionally) writes every frame; once exhausted, :attr:`VideoJob.summary`
+holds the run facts.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from edge.capture import FileSource
+from edge.classify import EmotionClassifier
 from edge.config import Config
-from edge.pipeline.annotate import AnnotatedVideo
+from edge.detect import BlazeFace
+from edge.pipeline.annotate import AnnotatedVideo, DrawnFace
+from edge.pipeline.core import FrameResult
 from edge.pipeline.factory import build_pipeline
 from edge.pipeline.outputs import EventsJsonl, FramesCsv, build_summary
 from edge.pipeline.timing import StageTimer, process_age_s
+from edge.types import EmotionEvent, Frame
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class VideoRun:
-    """Result of :func:`run_video`: the summary dict and where the outputs went."""
-
-    summary: dict
-    out_dir: Path
+def drawn(result: FrameResult) -> list[DrawnFace]:
+    """What ``--annotate`` draws for the faces of one processed frame (smoothed emotion, raw score bars)."""
+    return [DrawnFace(f.bbox, f"#{f.track_id} {f.emotion}", f.emotion, f.scores.as_dict()) for f in result.faces]
 
 
 class _Outputs:
-    """The files one run writes; closed (flushed) whatever happens."""
+    """Counts of a run and the files it writes (none without ``out_dir``); closed whatever happens."""
 
-    def __init__(self, out_dir: Path, annotate: str | None, fps: float) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.frames = FramesCsv(out_dir / "frames.csv")
-        self.events = EventsJsonl(out_dir / "events.jsonl")
-        self.video = AnnotatedVideo(Path(annotate), fps) if annotate else None
-        self.ended = []
+    def __init__(self, out_dir: Path | None, annotate: Path | None, fps: float, labels: tuple[str, ...]) -> None:
+        self.video = AnnotatedVideo(annotate, fps) if annotate else None  # checks ffmpeg before any file
+        self.frames = self.events = None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.frames = FramesCsv(out_dir / "frames.csv", labels)
+            self.events = EventsJsonl(out_dir / "events.jsonl")
+        self.face_rows = 0
+        self.event_count = 0
+        self.ended: list[EmotionEvent] = []
 
-    def write(self, frame, result) -> None:
-        self.frames.write(result)
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        self.face_rows += len(result.faces)
+        if self.frames:
+            self.frames.write(result)
         self.write_events(result.events)
         if self.video:
-            self.video.write(frame.image, result.faces)
+            self.video.write(frame.image, drawn(result))
 
-    def write_events(self, events) -> None:
-        self.events.write(events)
+    def write_events(self, events: list[EmotionEvent]) -> None:
+        self.event_count += len(events)
+        if self.events:
+            self.events.write(events)
         self.ended.extend(e for e in events if e.type == "track_ended")
 
     def close(self) -> None:
-        self.frames.close()
-        self.events.close()
-        if self.video:
-            self.video.close()
+        for part in (self.frames, self.events, self.video):
+            if part is not None:
+                part.close()
 
 
 def _progress(total: int, enabled: bool):
@@ -59,59 +73,104 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total or None, unit="frame", desc="edge-fer", disable=not enabled, dynamic_ncols=True)
 
 
-def run_video(path: str | Path, cfg: Config, out_dir: Path) -> VideoRun:
-    """Process every frame of a video file.
+class VideoJob:
+    """Every frame of one video file through detect, track, classify, smooth (single use).
 
-    Args:
-        path: Video file.
-        cfg: Validated configuration (detector, classifier, tracker, smoothing, output).
-        out_dir: Folder for frames.csv, events.jsonl, summary.json (and timeline.png).
-
-    Returns:
-        The run's summary (also written to ``summary.json``).
-
-    Raises:
-        SourceError: missing or unreadable video (outputs so far are flushed).
-        ModelError: a model cannot be loaded.
+    Iterate it for ``(Frame, FrameResult)`` pairs in frame order; when the
+    iteration ends (or :meth:`run` returns), :attr:`summary` holds the run facts
+    and, with ``out_dir``, ``frames.csv``, ``events.jsonl``, ``summary.json``
+    (and ``timeline.png`` with ``plot``) are written.
     """
-    t_start = time.perf_counter()
-    timer = StageTimer()
-    source = FileSource(path, name="video")  # fails fast on a missing or unreadable file
-    try:
-        pipeline = build_pipeline(cfg, "video", timer=timer)
-    except Exception:
-        source.close()
-        raise
-    outputs = _Outputs(out_dir, cfg.output.annotate, source.fps)
-    frames, last_t, first_frame_s = 0, 0.0, None
-    bar = _progress(source.declared_frames, cfg.output.progress)
-    try:
-        t_wait = time.perf_counter()
-        for frame in source:
-            timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decoder thread
-            result = pipeline.process(frame)
-            if first_frame_s is None:
-                first_frame_s = process_age_s() or time.perf_counter() - t_start
-            with timer.stage("write"):
-                outputs.write(frame, result)
-            frames, last_t = frames + 1, frame.time_s
-            bar.update(1)
+
+    def __init__(self, path: str | Path, cfg: Config, detector: BlazeFace, classifier: EmotionClassifier, *,
+                 out_dir: Path | None = None, annotate: Path | None = None, plot: bool = False,
+                 progress: bool = False) -> None:
+        """Open the clip and the outputs (nothing is decoded yet).
+
+        Args:
+            path: Video file (any container/codec OpenCV's FFmpeg reads).
+            cfg: Validated configuration (``detect_every``, tracker, smoothing, classifier.align).
+            detector, classifier: Loaded stages (shared across clips; each job has its own tracks).
+            out_dir: Folder for frames.csv, events.jsonl, summary.json; None writes no files.
+            annotate: H.264 MP4 with boxes and labels; None for none.
+            plot: Write ``out_dir/timeline.png`` at the end (needs matplotlib and ``out_dir``).
+            progress: tqdm progress bar on stderr.
+
+        Raises:
+            SourceError: missing or unreadable video.
+            MissingDependency: ``plot`` without matplotlib, ``annotate`` without ffmpeg.
+            OSError: outputs not writable.
+        """
+        if plot:
+            from edge.pipeline.plot import require_matplotlib
+
+            require_matplotlib()
+        self.path, self.out_dir, self.plot = Path(path), out_dir, plot and out_dir is not None
+        self.source = FileSource(path, name="video")  # fails fast on a missing or unreadable file
+        try:
+            self.timer = StageTimer()
+            self.pipeline = build_pipeline(cfg, "video", detector, classifier, timer=self.timer)
+            self.outputs = _Outputs(out_dir, annotate, self.source.fps, classifier.labels)
+        except BaseException:
+            self.source.close()
+            raise
+        self.detect_every = cfg.detect_every
+        self.progress = progress
+        self.summary: dict | None = None
+        self._used = False
+
+    def __iter__(self) -> Iterator[tuple[Frame, FrameResult]]:
+        if self._used:
+            raise RuntimeError("a VideoJob can be iterated once")
+        self._used = True
+        t_start = time.perf_counter()
+        frames, last_t, first_frame_s = 0, 0.0, None
+        bar = _progress(self.source.declared_frames, self.progress)
+        try:
             t_wait = time.perf_counter()
-        with timer.stage("write"):
-            outputs.write_events(pipeline.finish())
-    finally:
-        bar.close()
-        source.close()
-        outputs.close()
-    elapsed = time.perf_counter() - t_start
-    summary = build_summary(outputs.ended, {
-        "input": str(path), "frames": frames, "declared_frames": source.declared_frames,
-        "duration_s": round(last_t + (1.0 / source.fps if source.fps and frames else 0.0), 3),
-        "face_rows": outputs.frames.rows, "events": outputs.events.count,
-        "processing_s": round(elapsed, 3), "processing_fps": frames / elapsed if elapsed > 0 else 0.0,
-        "first_frame_s": round(first_frame_s or 0.0, 3), "detect_every": cfg.detect_every,
-        "stage_ms_per_frame": {k: round(v, 4) for k, v in timer.mean_ms(per=max(1, frames)).items()},
-        "decoder_error": source.error,
-    })
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return VideoRun(summary, out_dir)
+            for frame in self.source:
+                self.timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decoder thread
+                result = self.pipeline.process(frame)
+                if first_frame_s is None:
+                    first_frame_s = process_age_s() or time.perf_counter() - t_start
+                with self.timer.stage("write"):
+                    self.outputs.write(frame, result)
+                frames, last_t = frames + 1, frame.time_s
+                bar.update(1)
+                yield frame, result
+                t_wait = time.perf_counter()
+            with self.timer.stage("write"):
+                self.outputs.write_events(self.pipeline.finish())
+        finally:
+            bar.close()
+            self.close()
+        self._finish(frames, last_t, first_frame_s or 0.0, time.perf_counter() - t_start)
+
+    def _finish(self, frames: int, last_t: float, first_frame_s: float, elapsed: float) -> None:
+        fps = self.source.fps
+        self.summary = build_summary(self.outputs.ended, {
+            "input": str(self.path), "frames": frames, "declared_frames": self.source.declared_frames,
+            "duration_s": round(last_t + (1.0 / fps if fps and frames else 0.0), 3),
+            "face_rows": self.outputs.face_rows, "events": self.outputs.event_count,
+            "processing_s": round(elapsed, 3), "processing_fps": frames / elapsed if elapsed > 0 else 0.0,
+            "first_frame_s": round(first_frame_s, 3), "detect_every": self.detect_every,
+            "stage_ms_per_frame": {k: round(v, 4) for k, v in self.timer.mean_ms(per=max(1, frames)).items()},
+            "decoder_error": self.source.error,
+        })
+        if self.out_dir is not None:
+            (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+            if self.plot and frames:
+                from edge.pipeline.plot import plot_timeline
+
+                plot_timeline(self.out_dir / "frames.csv", self.out_dir / "timeline.png", title=self.path.name)
+
+    def run(self) -> dict:
+        """Process the whole clip without looking at the frames; returns :attr:`summary`."""
+        for _ in self:
+            pass
+        return self.summary  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop decoding and close the outputs (safe to call twice; a stopped job has no summary)."""
+        self.source.close()
+        self.outputs.close()
