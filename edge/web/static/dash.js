@@ -1,0 +1,110 @@
+"use strict";
+// Dashboard: source cards and MQTT state from the SSE "state" messages, events as SSE messages (id = seq).
+const MAX_EVENTS = 50;
+const cards = new Map();
+const seen = new Set();
+let liveView = false;
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function pill(node, text, kind) {
+  node.textContent = text;
+  node.className = "pill " + (kind || "");
+}
+
+function makeCard(name) {
+  const card = el("article", "card");
+  card.dataset.source = name;
+  const h = el("h3");
+  h.append(el("span", "name", name), el("span", "pill state", "…"));
+  const stats = el("p", "stats");
+  for (const k of ["fps", "processed", "dropped"]) {
+    const s = el("span");
+    s.append(k + " ", el("b", k, "0"));
+    stats.append(s);
+  }
+  card.append(h, stats);
+  if (liveView) {
+    const img = el("img", "live");
+    img.alt = "live view of " + name;
+    img.src = "stream/" + encodeURIComponent(name) + ".mjpg";
+    card.append(img);
+  }
+  card.append(el("ul", "faces"));
+  document.getElementById("sources").append(card);
+  cards.set(name, card);
+  return card;
+}
+
+function faceItem(f) {
+  const li = el("li");
+  li.dataset.track = f.track_id;
+  li.append(el("span", "dot emo-" + f.emotion), el("span", "", "#" + f.track_id + " " + f.emotion),
+            el("span", "note", Math.round(f.score * 100) + "%"));
+  return li;
+}
+
+function renderSource(s) {
+  const card = cards.get(s.name) || makeCard(s.name);
+  const state = card.querySelector(".state");
+  if (s.paused) pill(state, "paused", "warn");
+  else pill(state, s.up ? "up" : "down", s.up ? "ok" : "bad");
+  card.querySelector("b.fps").textContent = s.fps.toFixed(1);
+  card.querySelector("b.processed").textContent = s.processed;
+  card.querySelector("b.dropped").textContent = s.dropped;
+  const faces = card.querySelector(".faces");
+  faces.replaceChildren(...(s.faces.length ? s.faces.map(faceItem) : [el("li", "note", "no face")]));
+}
+
+function renderState(st) {
+  document.getElementById("device").textContent = st.device_id;
+  liveView = st.live_view;
+  st.sources.forEach(renderSource);
+  document.getElementById("no-sources").hidden = st.sources.length > 0;
+  const m = st.mqtt, node = document.getElementById("mqtt");
+  if (!m.enabled) pill(node, "MQTT off", "");
+  else pill(node, "MQTT " + (m.connected ? "connected" : "disconnected") + " · outbox " + m.queued,
+            m.connected ? "ok" : "bad");
+}
+
+function eventItem(ev) {
+  const li = el("li");
+  li.dataset.seq = ev.seq;
+  const t = el("time", "", (ev.ts || "").slice(11, 19));
+  t.dateTime = ev.ts || "";
+  const what = el("span", "what");
+  const change = ev.previous_emotion ? ev.previous_emotion + " → " + ev.emotion : ev.emotion;
+  what.append(el("span", "dot emo-" + ev.emotion), el("b", "", ev.source + " #" + ev.track_id),
+              el("span", "emotion", change + " " + Math.round((ev.confidence || 0) * 100) + "%"),
+              el("span", "type", ev.type));
+  li.append(t, what);
+  return li;
+}
+
+function addEvent(ev) {
+  if (seen.has(ev.seq)) return;
+  seen.add(ev.seq);
+  const list = document.getElementById("events");
+  list.prepend(eventItem(ev));
+  while (list.children.length > MAX_EVENTS) {
+    seen.delete(Number(list.lastElementChild.dataset.seq));
+    list.lastElementChild.remove();
+  }
+  document.getElementById("no-events").hidden = true;
+}
+
+function connect() {
+  const link = document.getElementById("link");
+  const es = new EventSource("api/events/stream?after=0");
+  es.addEventListener("state", (e) => renderState(JSON.parse(e.data)));
+  es.onmessage = (e) => addEvent(JSON.parse(e.data));
+  es.onopen = () => pill(link, "live", "ok");
+  es.onerror = () => pill(link, "reconnecting…", "warn");
+}
+
+connect();
