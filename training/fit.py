@@ -5,49 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from training.fit_config import FitConfig, load_training_data, validation_split_of  # noqa: F401 (re-exported)
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FitConfig:
-    """Training recipe; every field is a CLI option of ``edge-fer-train fit``."""
-
-    data: str
-    out: str
-    labels: str = "fer2013"          # fer2013 | ferplus
-    layout: str = "auto"
-    crop: str = "auto"               # folder layout: none | detect | auto (whole photos > 96 px)
-    ferplus_mode: str = "soft"       # majority | soft (FER+ only)
-    model: str = "edge"
-    width: float = 1.0
-    epochs: int = 60
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 5e-3
-    warmup_epochs: int = 2
-    label_smoothing: float = 0.1
-    mixup: float = 0.0
-    erase: float = 0.0               # random-erasing probability per image
-    teacher: str | None = None       # .keras model or saved scores (.npy/.npz ensemble) blended into the targets
-    distill: float = 0.5             # weight of the teacher's scores in the targets
-    workers: int = 2                 # threads building augmented batches
-    init: str | None = None          # .keras model of the same architecture to start from (fine-tuning)
-    swa_start: int = 0               # > 0: average the weights of epochs swa_start.. (1-based) into the final model
-    time_budget: float = 0.0         # seconds; > 0: cosine over wall-clock time, stop when spent
-    class_weight: bool = False
-    val_fraction: float = 0.1
-    patience: int = 15
-    seed: int = 1234
-    limit: int = 0                   # use only the first N training images (smoke tests)
-    cache: str = str(Path.home() / ".cache" / "edge-fer")
-    test: str | None = None          # optional held-out folder evaluated at the end
-    kfold: int = 0                   # k-fold CV instead of one fit when > 1
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -252,19 +218,6 @@ def distilled(train, scores: np.ndarray, weight: float):
     return FaceDataset(train.x, y.astype(np.float32), train.labels)
 
 
-def load_training_data(cfg: FitConfig):
-    """Load the training set named by ``cfg`` (FER2013 layouts or FER+)."""
-    from training.data import load_dataset
-
-    mode = cfg.ferplus_mode if cfg.labels == "ferplus" else "majority"
-    data = load_dataset(cfg.data, cfg.layout, cache_dir=cfg.cache, usage="Training" if cfg.layout == "csv" else None,
-                        ferplus_mode=mode, contempt="neutral", crop=cfg.crop)
-    if cfg.limit:
-        rng = np.random.default_rng(cfg.seed)
-        data = data.subset(np.sort(rng.permutation(len(data.x))[: cfg.limit]))
-    return data
-
-
 def run_fit(cfg: FitConfig) -> dict:
     """Full ``fit`` command: load, split, train (or k-fold), plot curves, evaluate, write ``fit.json``.
 
@@ -293,22 +246,6 @@ def run_fit(cfg: FitConfig) -> dict:
         summary["test"] = evaluate_path(out / "model.keras", cfg.test, out_dir=out / "test_eval")
     (out / "fit.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
-
-
-def validation_split_of(run_dir: str | Path):
-    """The validation split a finished ``fit`` run carved (same data, seed and fraction, from ``fit.json``).
-
-    Raises:
-        DataError: if ``run_dir`` holds no readable ``fit.json``.
-    """
-    from training.data import DataError, split_validation
-
-    try:
-        saved = json.loads((Path(run_dir) / "fit.json").read_text())["config"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{run_dir}: expected a fit run folder with fit.json ({exc})") from None
-    cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
-    return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.seed)[1]
 
 
 def run_kfold(cfg: FitConfig, data, out: Path) -> dict:
