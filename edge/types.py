@@ -173,7 +173,15 @@ class FaceResult:
 
 @dataclass(slots=True)
 class EmotionEvent:
-    """An event about a track: ``track_started``, ``emotion_changed`` or ``track_ended``."""
+    """An event about a track: ``track_started``, ``emotion_changed`` or ``track_ended``.
+
+    Attributes:
+        time_s: Media time in seconds; bbox: fractions of the frame size.
+        extra: Type-specific fields (``previous_emotion``, ``track_ended`` statistics).
+        boot_id, seq: Set once when the event is first serialised
+            (:func:`edge.pipeline.events.event_to_dict`): the run's UUID and the
+            event's number, 1, 2, 3, ... over every event of that run.
+    """
 
     type: str
     time_s: float
@@ -184,3 +192,5 @@ class EmotionEvent:
     scores: dict[str, float]
     bbox: dict[str, float]
     extra: dict = field(default_factory=dict)
+    boot_id: str | None = None
+    seq: int | None = None

@@ -34,16 +34,48 @@ class Metrics:
         self.mqtt_connected = Gauge("edge_fer_mqtt_connected", "1 while connected to the MQTT broker", registry=r)
         self.mqtt_queued = Gauge("edge_fer_mqtt_queued_events", "Events stored and not yet acknowledged",
                                  registry=r)
+        self.events_dropped = Counter("edge_fer_events_dropped", "Events not stored for MQTT, by reason "
+                                      "(queue_full: oldest dropped at mqtt.queue_max; disk_full: new ones dropped)",
+                                      ["reason"], registry=r)
+        self.commands_rejected = Counter("edge_fer_commands_rejected", "MQTT commands rejected, by reason",
+                                         ["reason"], registry=r)
+        self.thread_restarts = Counter("edge_fer_thread_restarts", "Worker threads restarted after they ended "
+                                       "unexpectedly", ["thread"], registry=r)
         self.model_info = Info("edge_fer_model", "Emotion model in use", registry=r)
         self._seen: dict[str, tuple[int, int]] = {}
+        self._dropped_seen: dict[str, int] = {}
+
+    def init_series(self, sources: list[str], event_types: tuple[str, ...] = (), drop_reasons: tuple[str, ...] = (),
+                    reject_reasons: tuple[str, ...] = (), threads: tuple[str, ...] = ()) -> None:
+        """Create every labelled series at 0, so that each is exported from the start (not at its first increase)."""
+        for name in sources:
+            for metric in (self.frames_processed, self.frames_dropped, self.frame_errors, self.faces_detected,
+                           self.source_reconnects, self.source_up, self.tracks_active):
+                metric.labels(name)
+        for labels, metric in ((event_types, self.events_published), (drop_reasons, self.events_dropped),
+                               (reject_reasons, self.commands_rejected), (threads, self.thread_restarts)):
+            for label in labels:
+                metric.labels(label)
+
+    def sync_dropped(self, dropped: dict[str, int]) -> None:
+        """Copy the outbox's drop counters (by reason, totals since open) into ``events_dropped``."""
+        for reason, total in dropped.items():
+            last = self._dropped_seen.get(reason, 0)
+            if total > last:
+                self.events_dropped.labels(reason).inc(total - last)
+            self._dropped_seen[reason] = total
 
     def serve(self, host: str, port: int):
         """Start the HTTP exporter on ``host:port`` (thread); returns (server, thread).
 
         Raises:
-            OSError: if the port cannot be bound.
+            OSError: if the port cannot be bound; the message names ``host:port``
+                and the reason (e.g. ``Address already in use``).
         """
-        return start_http_server(port, addr=host, registry=self.registry)
+        try:
+            return start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise OSError(exc.errno, f"metrics: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
     def sync_source(self, name: str, up: bool, dropped: int, reconnects: int) -> None:
         """Copy a source's counters (kept by its thread) into the metrics."""

@@ -8,10 +8,23 @@ UTC wall clock when produced), ``time_s`` (media time in seconds), ``source``,
 ``emotion_changed`` adds ``previous_emotion``; ``track_ended`` adds
 ``start_s``, ``end_s``, ``duration_s``, ``dominant_emotion``, ``mean_scores``
 and ``seconds_per_emotion``.
+
+Countable: every event also carries ``boot_id`` (a UUID4 drawn once per
+process, i.e. per daemon start or ``--video`` run) and ``seq`` (1, 2, 3, ...
+over every event of that boot, across all sources, in the order they were
+produced). A subscriber that keeps, per ``boot_id``, the set of ``seq`` seen
+knows exactly which events it lost (gaps below the highest ``seq``) and which
+arrived twice. State and status messages are not numbered.
+
+A track left open by a crash is closed at the next daemon start by a
+``track_ended`` event with ``reason: "restart"`` (:func:`restart_ended_dict`).
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
+import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -58,9 +71,58 @@ def track_ended_event(state: TrackState, track_id: int, source: str, bbox: BBox,
     return make_event("track_ended", state, track_id, source, state.last_s, bbox, frame_size, labels, **extra)
 
 
-def event_to_dict(event: EmotionEvent, ts: str | None = None) -> dict:
-    """The JSON object of an event (schema above)."""
-    return {"schema_version": SCHEMA_VERSION, "type": event.type, "ts": ts or utc_now_iso(),
-            "time_s": event.time_s, "source": event.source, "track_id": event.track_id,
+class EventCounter:
+    """The ``boot_id`` of this process and the next ``seq`` (thread-safe)."""
+
+    def __init__(self, boot_id: str | None = None) -> None:
+        """Start at ``seq`` 1 with a fresh UUID4 ``boot_id`` unless one is given."""
+        self.boot_id = boot_id or str(uuid.uuid4())
+        self._next = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        """The next sequence number (1, 2, 3, ...)."""
+        with self._lock:
+            return next(self._next)
+
+    def stamp(self, event: EmotionEvent) -> EmotionEvent:
+        """Give ``event`` this boot's id and the next ``seq``, once (a stamped event keeps its number)."""
+        with self._lock:
+            if event.seq is None:
+                event.boot_id, event.seq = self.boot_id, next(self._next)
+        return event
+
+
+#: The counter of this process: one boot per daemon start or ``--video`` run.
+COUNTER = EventCounter()
+
+
+def event_to_dict(event: EmotionEvent, ts: str | None = None, counter: EventCounter | None = None) -> dict:
+    """The JSON object of an event (schema above); numbers the event (``boot_id``, ``seq``) if not yet done."""
+    (counter or COUNTER).stamp(event)
+    return {"schema_version": SCHEMA_VERSION, "type": event.type, "boot_id": event.boot_id, "seq": event.seq,
+            "ts": ts or utc_now_iso(), "time_s": event.time_s, "source": event.source, "track_id": event.track_id,
             "emotion": event.emotion, "confidence": event.confidence, "scores": event.scores,
             "bbox": event.bbox, **event.extra}
+
+
+def restart_ended_dict(previous_boot_id: str, source: str, track_id: int, start_s: float, last_s: float,
+                       emotion: str | None, counter: EventCounter | None = None) -> dict:
+    """``track_ended`` (``reason: "restart"``) for a track a crashed run left open.
+
+    Args:
+        previous_boot_id: ``boot_id`` of the run that started the track (its events carry it).
+        start_s, last_s: Media times (seconds, of that run) of the track's first and latest event.
+        emotion: Its emotion at its latest event.
+
+    Returns:
+        The event JSON object: numbered in this boot; ``confidence``, ``scores``,
+        ``bbox`` and the whole-life statistics are unknown and null.
+    """
+    c = counter or COUNTER
+    return {"schema_version": SCHEMA_VERSION, "type": "track_ended", "boot_id": c.boot_id, "seq": c.next(),
+            "ts": utc_now_iso(), "time_s": round(last_s, 3), "source": source, "track_id": track_id,
+            "emotion": emotion, "confidence": None, "scores": None, "bbox": None, "reason": "restart",
+            "previous_boot_id": previous_boot_id, "start_s": round(start_s, 3), "end_s": round(last_s, 3),
+            "duration_s": round(last_s - start_s, 3), "dominant_emotion": None, "mean_scores": None,
+            "seconds_per_emotion": None}

@@ -3,33 +3,78 @@
 One processing thread serves every source round-robin (the detector and
 classifier are shared, not thread-safe); each source reads in its own thread
 into a latest-frame slot. systemd gets READY=1 once a source delivers and
-WATCHDOG=1 from the processing loop (sdnotify); SIGTERM/SIGINT stop the
-loop, end the tracks, flush the outbox and publish ``offline``.
+WATCHDOG=1 from the processing loop while the worker threads are alive
+(:mod:`edge.pipeline.supervise`); SIGTERM/SIGINT stop the loop, end the
+tracks, publish each source's final state (down, no face), flush the outbox
+and publish ``offline``.
+
+For a web page: :meth:`Service.snapshot` returns typed per-source state and
+``Service.sink.listeners`` receives every event's JSON object.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.capture.live import LiveOptions, LiveSource
 from edge.cli import exit_codes as codes
 from edge.config import Config
+from edge.config.schema import command_token
 from edge.metrics import Metrics
-from edge.pipeline.commands import CommandTargets, handle_command
-from edge.pipeline.events import event_to_dict
+from edge.pipeline.commands import REJECT_REASONS, CommandPolicy, CommandTargets, commands_allowed, handle_command
+from edge.pipeline.events import EVENT_TYPES
 from edge.pipeline.factory import build_classifier, build_detector, build_pipeline
+from edge.pipeline.limiter import FpsLimiter
+from edge.pipeline.sink import EventSink
 from edge.pipeline.state import ha_discovery, source_state
+from edge.pipeline.supervise import THREADS, Supervisor
 from edge.pipeline.timing import StageTimer
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue
 from edge.publish.topics import Topics
+from edge.redact import mask_url
 
 log = logging.getLogger("edge-fer.daemon")
 WATCHDOG_PERIOD_S = 1.0
+SUPERVISE_PERIOD_S = 1.0
+DROP_REASONS = ("queue_full", "disk_full")
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """What a status page shows of one source now.
+
+    Attributes:
+        tracks: {track_id: current emotion} of the faces tracked now.
+        frames_processed: Frames through the pipeline since start; dropped: live frames dropped (busy).
+    """
+
+    name: str
+    up: bool
+    paused: bool
+    faces: int
+    dominant_emotion: str | None
+    tracks: dict[int, str]
+    frames_processed: int
+    dropped: int
+    reconnects: int
+
+
+def private_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) if missing and make it 0700 (the daemon's own state folder)."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(p, 0o700)
+    except OSError as exc:  # not ours (e.g. a shared folder): say so, keep running
+        log.warning("state_dir %s: cannot make it private (0700): %s", p, exc.strerror or exc)
+    return p
 
 
 class Service:
@@ -47,25 +92,38 @@ class Service:
         _warm_up(detector, classifier)
         self.metrics.model_info.info({"path": str(classifier.path), "labels": ",".join(classifier.labels),
                                       "quantization": str(classifier.meta.get("quantization", "unknown"))})
-        opts = dict(read_timeout_s=cfg.read_timeout_s, reconnect_initial_s=cfg.reconnect_initial_s,
-                    reconnect_max_s=cfg.reconnect_max_s)
-        self.sources = {s.name: LiveSource(s.name, s.uri, LiveOptions(loop=s.loop, width=s.width, height=s.height,
-                                                                      **opts), self.new_frame)
-                        for s in cfg.sources}
+        self.sources = {s.name: LiveSource(s.name, s.uri, _live_options(cfg, s), self.new_frame) for s in cfg.sources}
         self.pipelines = {name: build_pipeline(cfg, name, detector, classifier, self.timer) for name in self.sources}
+        self.limiters = {s.name: FpsLimiter(s.fps) for s in cfg.sources}
+        self._processed = {name: 0 for name in self.sources}
         self._state_due: dict[str, float] = {name: 0.0 for name in self.sources}
         self._state_last: dict[str, dict] = {}
-        self._min_period = {s.name: 1.0 / s.fps if s.fps else 0.0 for s in cfg.sources}
-        self._last_processed: dict[str, float] = {}
+        self.metrics.init_series(list(self.sources), EVENT_TYPES, DROP_REASONS, REJECT_REASONS, THREADS)
         self.publisher = self._make_publisher() if cfg.mqtt.enabled else None
+        self.sink = EventSink(self.publisher, self.topics, self.metrics)
+        self.supervisor = Supervisor(self.metrics, self.publisher, self.sources)
 
     def _make_publisher(self) -> MqttPublisher:
-        path = self.cfg.mqtt.queue_path or str(Path(self.cfg.state_dir) / "outbox.sqlite")
-        pub = MqttPublisher(self.cfg.mqtt, self.topics, MessageQueue(path, self.cfg.mqtt.queue_max))
-        pub.on_command = lambda payload: handle_command(payload, CommandTargets(
-            self._set_paused, self._request_state, lambda: list(self.sources)))
+        mq = self.cfg.mqtt
+        state_dir = private_dir(self.cfg.state_dir)
+        path = mq.queue_path or str(state_dir / "outbox.sqlite")
+        pub = MqttPublisher(mq, self.topics, MessageQueue(path, mq.queue_max))
+        token = command_token(mq)
+        pub.commands_enabled = commands_allowed(mq.host, token)
+        if not pub.commands_enabled:
+            log.info("MQTT commands disabled: broker %s:%d is not on this machine and mqtt.command_token is not set "
+                     "(set mqtt.command_token_file to enable them)", mq.host, mq.port)
+        policy = CommandPolicy(token, getattr(mq, "command_max_bytes", 4096))
+        targets = CommandTargets(self._set_paused, self._request_state, lambda: list(self.sources))
+        pub.on_command = lambda payload: self._command(payload, targets, policy)
         pub.on_connected = self._on_mqtt_connected
         return pub
+
+    def _command(self, payload: bytes, targets: CommandTargets, policy: CommandPolicy) -> dict:
+        result = handle_command(payload, targets, policy)
+        if result.rejected:
+            self.metrics.commands_rejected.labels(result.rejected).inc()
+        return result.reply
 
     def _set_paused(self, source: str, paused: bool) -> None:
         self.sources[source].paused = paused
@@ -89,11 +147,12 @@ class Service:
         """Start metrics, MQTT and sources; True once a source delivers within ``read_timeout_s``.
 
         Raises:
-            OSError: the metrics port cannot be bound.
+            OSError: the metrics port cannot be bound (the message names host:port).
         """
         if self.cfg.metrics.enabled:
             self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
         if self.publisher:
+            self.sink.close_stale_tracks()
             self.publisher.start()
         for src in self.sources.values():
             src.start()
@@ -113,17 +172,12 @@ class Service:
             return
         m = self.metrics
         m.frames_processed.labels(name).inc()
+        self._processed[name] += 1
         m.faces_detected.labels(name).inc(len(result.faces) if result.detected else 0)
         m.observe_stages(self.timer.last)
-        self._publish_events(name, result.events)
+        self.sink.emit(name, result.events)
         if self.cfg.privacy.save_crops_dir and result.faces:
             self._save_crops(name, frame, result)
-
-    def _publish_events(self, name: str, events) -> None:
-        for event in events:
-            self.metrics.events_published.labels(event.type).inc()
-            if self.publisher:
-                self.publisher.enqueue(self.topics.event(name), event_to_dict(event), kind=event.type)
 
     def _save_crops(self, name: str, frame, result) -> None:
         """Opt-in only (``privacy.save_crops_dir``): write each face crop as PNG."""
@@ -145,51 +199,79 @@ class Service:
         if self.publisher:
             self.metrics.mqtt_connected.set(1 if self.publisher.connected.is_set() else 0)
             self.metrics.mqtt_queued.set(self.publisher.queued)
+            self.metrics.sync_dropped(self.publisher.outbox.dropped)
 
     def _maybe_publish_state(self, name: str, src: LiveSource, now: float) -> None:
-        if not self.publisher or now < self._state_due[name]:
+        if not self.publisher or now < self._state_due[name] or not self.publisher.connected.is_set():
             return
         state = source_state(name, self.pipelines[name].open_tracks, src.up, src.paused)
         key = {k: v for k, v in state.items() if k != "ts"}
         if key == self._state_last.get(name):
             return
-        self.publisher.publish_now(self.topics.state(name), state, retain=True)
-        self._state_last[name] = key
-        self._state_due[name] = now + self.cfg.mqtt.state_interval_s
+        if self.publisher.publish_now(self.topics.state(name), state, retain=True):
+            self._state_last[name] = key
+            self._state_due[name] = now + self.cfg.mqtt.state_interval_s
+
+    def _take(self, name: str, src: LiveSource, now: float):
+        """The source's newest frame if the ``fps`` limit admits it (frames over the limit are discarded)."""
+        frame = src.latest()
+        if frame is None or not self.limiters[name].admit(now):
+            return None
+        return frame
 
     def loop(self, notifier) -> None:
-        """Process frames until ``stop_event`` is set."""
-        next_watchdog = 0.0
+        """Process frames until ``stop_event`` is set (or a worker thread cannot be kept alive)."""
+        next_watchdog = next_check = 0.0
         while not self.stop_event.is_set():
             self.new_frame.clear()
             busy = False
-            now = time.monotonic()
             for name, src in self.sources.items():
-                if now - self._last_processed.get(name, 0.0) < self._min_period[name]:
-                    continue
-                frame = src.latest()
+                frame = self._take(name, src, time.monotonic())
                 if frame is not None:
-                    self._last_processed[name] = now
                     self._process(name, frame)
                     busy = True
             now = time.monotonic()
             self._housekeeping(now)
-            if now >= next_watchdog:
+            if now >= next_check:
+                self.supervisor.check()
+                next_check = now + SUPERVISE_PERIOD_S
+                if self.supervisor.fatal:
+                    return
+            if now >= next_watchdog and self.supervisor.healthy():
                 notifier.notify("WATCHDOG=1")
                 next_watchdog = now + WATCHDOG_PERIOD_S
             if not busy:
                 self.new_frame.wait(0.05)
 
+    def snapshot(self) -> dict[str, SourceSnapshot]:
+        """Typed state of every source now (any thread; values may be a frame old)."""
+        out = {}
+        for name, src in self.sources.items():
+            tracks = dict(self.pipelines[name].open_tracks)
+            state = source_state(name, tracks, src.up, src.paused)
+            out[name] = SourceSnapshot(name, src.up, src.paused, len(tracks), state["dominant_emotion"], tracks,
+                                       self._processed[name], src.dropped, src.reconnects)
+        return out
+
     def shutdown(self, flush_s: float = 1.0) -> None:
-        """Stop sources, end tracks (``track_ended`` events), flush MQTT, publish ``offline``."""
+        """Stop sources, end tracks (``track_ended`` events), publish final states, flush MQTT, publish ``offline``."""
+        self.supervisor.stopping = True
         for src in self.sources.values():
             src.stop(timeout=0.2)
         for name, pipeline in self.pipelines.items():
-            self._publish_events(name, pipeline.finish())
+            self.sink.emit(name, pipeline.finish())
         if self.publisher:
+            for name, src in self.sources.items():  # retained state must not say a face is still there
+                self.publisher.publish_now(self.topics.state(name), source_state(name, {}, False, src.paused),
+                                           retain=True)
             self.publisher.flush(flush_s)
             self.publisher.stop(timeout_s=0.5)
             self.publisher.outbox.close()
+
+
+def _live_options(cfg: Config, s) -> LiveOptions:
+    return LiveOptions(loop=s.loop, width=s.width, height=s.height, read_timeout_s=cfg.read_timeout_s,
+                       reconnect_initial_s=cfg.reconnect_initial_s, reconnect_max_s=cfg.reconnect_max_s)
 
 
 def _warm_up(detector, classifier) -> None:
@@ -223,15 +305,21 @@ def run_daemon(cfg: Config) -> int:
     _install_signals(service.stop_event)
     notifier = SystemdNotifier()
     try:
-        if not service.start():
+        try:
+            started = service.start()
+        except OSError as exc:
+            return codes.fail(codes.USAGE, exc.strerror or str(exc))
+        if not started:
             if service.stop_event.is_set():
                 return codes.OK
-            names = ", ".join(f"{s.name} ({s.uri})" for s in cfg.sources)
+            names = ", ".join(f"{s.name} ({mask_url(s.uri)})" for s in cfg.sources)
             return codes.fail(codes.NO_SOURCE, f"no source delivered frames within {cfg.read_timeout_s:g} s: {names}")
         notifier.notify("READY=1")
         log.info("running: %d source(s), device_id %s", len(service.sources), cfg.device_id)
         service.loop(notifier)
         notifier.notify("STOPPING=1")
+        if service.supervisor.fatal:
+            return codes.fail(codes.INTERNAL, service.supervisor.fatal)
         return codes.OK
     finally:
         service.shutdown()

@@ -1,12 +1,25 @@
 """MQTT client (paho-mqtt v2 callback API) with at-least-once event delivery.
 
 Events are stored in :class:`edge.publish.queue.MessageQueue` first; a
-sender thread hands them to paho in id order while connected and deletes each
-one once its PUBACK has arrived (``MQTTMessageInfo.is_published``). paho keeps unacknowledged QoS 1
-messages and resends them after a reconnect (MQTT 3.1.1, section 4.4), and
-rows never acknowledged are published again after a daemon restart. The
-``status`` topic is retained ``online`` on connect and ``offline`` as Last
-Will and on clean shutdown. Publishing never blocks the caller.
+sender thread hands them to paho in id order while connected and deletes them
+(in batches) once their PUBACK has arrived (``MQTTMessageInfo.is_published``).
+paho keeps unacknowledged QoS 1 messages, including those handed over just as
+the connection dropped (``MQTT_ERR_NO_CONN``), and sends them after the
+reconnect (MQTT 3.1.1, section 4.4); rows never acknowledged are published
+again after a daemon restart. The ``status`` topic is retained ``online`` on
+connect and ``offline`` as Last Will and on clean shutdown. Publishing never
+blocks the caller.
+
+The sender never dies: every pass is guarded, and :meth:`MqttPublisher.ensure_threads`
+restarts the sender or paho's network thread should either end anyway.
+
+Connection problems are logged with ``host:port`` and the reason (refused,
+unreachable, TLS certificate or handshake failure, closed before CONNACK), one
+WARNING per kind at most once a minute, and one INFO when connected again.
+
+TLS: ``tls.insecure: true`` turns certificate verification off entirely
+(``CERT_NONE`` and no hostname check): the link is encrypted but the broker is
+not authenticated. A WARNING says so at start.
 """
 
 from __future__ import annotations
@@ -14,42 +27,84 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
 from edge.config.schema import MQTTConfig, mqtt_password
-from edge.publish.queue import MessageQueue
+from edge.publish.queue import MessageQueue, OutgoingMessage, TrackMark
+from edge.publish.ratelimit import RateLimitedLog
 from edge.publish.topics import Topics
 
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[bytes], dict]
+#: Seconds between two log lines of the same connection problem.
+PROBLEM_LOG_EVERY_S = 60.0
+
+
+def _acked(info: mqtt.MQTTMessageInfo) -> bool:
+    """``is_published`` that never raises (a failed hand-over counts as not acknowledged)."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False
+
+
+def _reason(exc: BaseException | None) -> str:
+    """One-line reason of a connection exception (TLS verification errors spelled out)."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc}); is this a TLS port?"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class MqttPublisher:
-    """Owns the paho client, the persistent outbox and the sender thread."""
+    """Owns the paho client, the persistent outbox and the sender thread.
+
+    Attributes:
+        connected: Set while a CONNACK-accepted connection is up.
+        commands_enabled: Subscribe to the command topic (set before :meth:`start`).
+        published: Messages enqueued, by kind.
+    """
 
     def __init__(self, cfg: MQTTConfig, topics: Topics, outbox: MessageQueue, window: int = 50) -> None:
         """Prepare the client (nothing connects until :meth:`start`).
+
+        Args:
+            window: QoS 1 messages handed to paho and not yet acknowledged, at most.
 
         Raises:
             ConfigError: unreadable password file.
         """
         self.cfg, self.topics, self.outbox, self.window = cfg, topics, outbox, window
         self.connected = threading.Event()
+        self.commands_enabled = True
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
         self.published: dict[str, int] = {}
-        self._inflight: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
+        self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
         self._last_handed = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._started = False
+        self._problems = RateLimitedLog(log, PROBLEM_LOG_EVERY_S)
+        self._sender = self._new_sender()
         self.client = self._make_client()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the broker."""
+        return f"{self.cfg.host}:{self.cfg.port}"
+
+    def _new_sender(self) -> threading.Thread:
+        return threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
     def _make_client(self) -> mqtt.Client:
         c = self.cfg
@@ -60,93 +115,194 @@ class MqttPublisher:
         if c.username:
             client.username_pw_set(c.username, password)
         if c.tls:
-            client.tls_set(ca_certs=c.tls.ca_certs, certfile=c.tls.certfile, keyfile=c.tls.keyfile,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(c.tls.insecure)
+            self._set_tls(client)
         client.reconnect_delay_set(1, max(1, int(c.reconnect_max_s)))
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
 
+    def _set_tls(self, client: mqtt.Client) -> None:
+        tls = self.cfg.tls
+        insecure = bool(tls.insecure)
+        client.tls_set(ca_certs=tls.ca_certs, certfile=tls.certfile, keyfile=tls.keyfile,
+                       cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+        client.tls_insecure_set(insecure)
+        if insecure:
+            log.warning("MQTT %s: tls.insecure is true: the broker's certificate and name are NOT verified "
+                        "(encrypted, but not authenticated)", self.address)
+
     def start(self) -> None:
         """Connect in the background (retrying with backoff) and start the sender."""
+        self._started = True
         self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
         self.client.loop_start()
         self._sender.start()
 
-    # --- paho callbacks (network thread) ---
+    # --- paho callbacks (network thread; they never raise: an exception would end paho's thread) ---
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("MQTT broker refused the connection: %s", reason_code)
-            return
-        log.info("MQTT connected to %s:%d", self.cfg.host, self.cfg.port)
-        client.publish(self.topics.status, "online", qos=1, retain=True)
-        client.subscribe(self.topics.cmd, qos=1)
-        self.connected.set()
-        self._wake.set()
-        if self.on_connected:
-            self.on_connected()
+        try:
+            if reason_code.is_failure:
+                self._problems.log("refused", logging.WARNING, "MQTT broker %s refused the connection: %s; "
+                                   "retrying every 1-%d s", self.address, reason_code, self._retry_max())
+                return
+            again = any(self._problems.seen(k) for k in ("unreachable", "refused", "lost", "closed"))
+            log.info("MQTT connected to %s%s", self.address, " again" if again else "")
+            for key in ("unreachable", "refused", "lost", "closed"):
+                self._problems.reset(key)
+            client.publish(self.topics.status, "online", qos=1, retain=True)
+            if self.commands_enabled and self.on_command is not None:
+                client.subscribe(self.topics.cmd, qos=1)
+            self.connected.set()
+            self._wake.set()
+            if self.on_connected:
+                self.on_connected()
+        except Exception:  # noqa: BLE001
+            log.exception("MQTT on_connect failed")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its ``except OSError`` block: the exception in flight is the reason
+        self._problems.log("unreachable", logging.WARNING, "MQTT broker %s unreachable (%s); retrying every 1-%d s",
+                           self.address, _reason(sys.exc_info()[1]), self._retry_max())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._stop.is_set():
+            self.connected.clear()
+            return
         if self.connected.is_set():
-            log.warning("MQTT disconnected (%s); reconnecting", reason_code)
+            self._problems.log("lost", logging.WARNING, "MQTT connection to %s lost (%s); reconnecting every 1-%d s",
+                               self.address, reason_code, self._retry_max())
+        else:
+            hint = "" if self.cfg.tls else " (a TLS-only port reached without mqtt.tls?)"
+            self._problems.log("closed", logging.WARNING, "MQTT connection to %s closed before the broker accepted "
+                               "it (%s)%s; retrying every 1-%d s", self.address, reason_code, hint, self._retry_max())
         self.connected.clear()
+
+    def _retry_max(self) -> int:
+        return max(1, int(self.cfg.reconnect_max_s))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._wake.set()  # the sender thread reaps acknowledged messages
 
     def _on_message(self, client, userdata, message) -> None:
-        if message.topic != self.topics.cmd or self.on_command is None:
+        if message.topic != self.topics.cmd or self.on_command is None or not self.commands_enabled:
             return
         try:
             reply = self.on_command(message.payload)
         except Exception as exc:  # noqa: BLE001 - a bad command never stops the daemon
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        client.publish(self.topics.cmd_result, json.dumps(reply), qos=1)
+            log.exception("command handler failed")
+            reply = {"id": None, "cmd": None, "ok": False, "error": f"internal error: {type(exc).__name__}"}
+        try:
+            data = json.dumps(reply, allow_nan=False)
+        except (TypeError, ValueError):
+            data = json.dumps({"id": None, "cmd": None, "ok": False, "error": "reply not representable as JSON"})
+        client.publish(self.topics.cmd_result, data, qos=1)
 
     # --- sender thread ---
     def _send_loop(self) -> None:
         while not self._stop.is_set():
-            self._reap()
-            room = self.window - len(self._inflight)
-            batch = self.outbox.peek(self._last_handed, room) if self.connected.is_set() and room > 0 else []
-            if not batch:
-                self._wake.wait(0.05)
-                self._wake.clear()
-                continue
-            for msg in batch:
-                info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
-                self._last_handed = msg.id
-                if msg.qos == 0:
-                    self.outbox.delete(msg.id)
-                else:  # paho keeps it (and resends after a reconnect) until the PUBACK
-                    self._inflight.append((msg.id, info))
+            try:
+                if not self._send_once():
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+            except Exception:  # noqa: BLE001 - the sender must outlive any single failure
+                self._problems.log("sender", logging.ERROR, "MQTT sender: unexpected error; continuing",
+                                   exc_info=True)
+                self._stop.wait(0.5)
+
+    def _send_once(self) -> bool:
+        """Reap acknowledged messages and hand the next batch to paho; False when idle."""
+        self._reap()
+        room = self.window - len(self._inflight)
+        if not self.connected.is_set() or room <= 0:
+            return False
+        batch = self.outbox.peek(self._last_handed, room)
+        for msg in batch:
+            if not self.connected.is_set():
+                return False
+            info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+            if info.rc == mqtt.MQTT_ERR_NO_CONN and msg.qos > 0:
+                # paho 2 keeps a QoS>0 message handed over while disconnected and sends it after the
+                # reconnect; only its ``rc`` says NO_CONN (``is_published`` would raise forever)
+                info.rc = mqtt.MQTT_ERR_SUCCESS
+            elif info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._problems.log("publish", logging.WARNING, "MQTT publish to %s not queued (%s); retrying",
+                                   self.address, mqtt.error_string(info.rc))
+                return False
+            self._last_handed = msg.id
+            if msg.qos == 0:
+                self.outbox.delete(msg.id)
+            else:  # paho keeps it (and resends after a reconnect) until the PUBACK
+                self._inflight[msg.id] = info
+        return bool(batch)
 
     def _reap(self) -> None:
-        """Delete the stored rows whose PUBACK arrived (paho sets ``is_published``)."""
-        pending: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
-        for row, info in self._inflight:
-            if info.is_published():
-                self.outbox.delete(row)
-            else:
-                pending.append((row, info))
-        self._inflight = pending
+        """Delete the stored rows whose PUBACK arrived (paho sets ``is_published``), in one transaction."""
+        done = [row for row, info in self._inflight.items() if _acked(info)]
+        for row in done:
+            del self._inflight[row]
+        if done:
+            self.outbox.delete_many(done)
+
+    # --- supervision ---
+    def ensure_threads(self) -> list[str]:
+        """Restart the sender or paho's network thread if either ended; returns the names restarted."""
+        if not self._started or self._stop.is_set():
+            return []
+        restarted = []
+        if not self._sender.is_alive():
+            log.error("MQTT sender thread ended unexpectedly; restarting it")
+            self._sender = self._new_sender()
+            self._sender.start()
+            restarted.append("mqtt-sender")
+        paho_thread = getattr(self.client, "_thread", None)  # paho sets it in loop_start, clears it on exit
+        if paho_thread is None or not paho_thread.is_alive():
+            log.error("MQTT network thread (paho) ended unexpectedly; restarting it")
+            self.client.loop_start()
+            restarted.append("mqtt-network")
+        return restarted
+
+    @property
+    def alive(self) -> bool:
+        """True while the sender thread runs (and before :meth:`start`)."""
+        return not self._started or self._sender.is_alive()
 
     # --- API for the pipeline (any thread, never blocks on the network) ---
     def enqueue(self, topic: str, payload: dict | str, kind: str = "event", retain: bool = False) -> None:
-        """Store a message for at-least-once delivery (QoS from config)."""
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        self.outbox.put(topic, data.encode(), self.cfg.qos, retain)
-        self.published[kind] = self.published.get(kind, 0) + 1
-        self._wake.set()
+        """Store one message for at-least-once delivery (QoS from config)."""
+        self.enqueue_many([(topic, payload, kind)], retain=retain)
 
-    def publish_now(self, topic: str, payload: dict | str, retain: bool = False, qos: int = 1) -> None:
-        """Publish a message that only matters now (state): not stored, paho queues it while away."""
+    def enqueue_many(self, items: list[tuple[str, dict | str, str]], marks: list[TrackMark] = (),
+                     retain: bool = False) -> int:
+        """Store (topic, payload, kind) messages and open-track changes in one transaction.
+
+        Returns:
+            Messages stored (0 when the disk is full: they are dropped and counted by the outbox).
+        """
+        msgs = [OutgoingMessage(t, (p if isinstance(p, str) else json.dumps(p)).encode(), self.cfg.qos, retain)
+                for t, p, _ in items]
+        stored = self.outbox.put_many(msgs, marks)
+        if stored:
+            for _, _, kind in items:
+                self.published[kind] = self.published.get(kind, 0) + 1
+            self._wake.set()
+        return len(stored)
+
+    def publish_now(self, topic: str, payload: dict | str, retain: bool = False, qos: int = 1) -> bool:
+        """Publish a message that only matters now (state), only while connected.
+
+        Nothing piles up while the broker is away: the latest state is published again on reconnect.
+
+        Returns:
+            True if handed to paho.
+        """
+        if not self.connected.is_set():
+            return False
         data = payload if isinstance(payload, str) else json.dumps(payload)
-        self.client.publish(topic, data, qos=qos, retain=retain)
+        return self.client.publish(topic, data, qos=qos, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
 
     @property
     def queued(self) -> int:
@@ -168,14 +324,16 @@ class MqttPublisher:
         """Publish retained ``offline``, disconnect cleanly and stop the threads."""
         self._stop.set()
         self._wake.set()
+        if self._sender.is_alive():
+            self._sender.join(timeout=0.5)
+        self._reap()
         if self.connected.is_set():
             info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=timeout_s)
             except (RuntimeError, ValueError):
                 pass
+            self._reap()
         self.connected.clear()
         self.client.disconnect()
         self.client.loop_stop()
-        if self._sender.is_alive():
-            self._sender.join(timeout=0.5)

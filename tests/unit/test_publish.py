@@ -18,7 +18,7 @@ def test_outbox_is_fifo_persistent_and_bounded(tmp_path):
     path = tmp_path / "q.sqlite"
     q = MessageQueue(path, max_messages=5)
     ids = [q.put("t", f"m{i}".encode()) for i in range(7)]
-    assert len(q) == 5 and q.dropped == 2
+    assert len(q) == 5 and q.dropped["queue_full"] == 2
     assert [m.payload for m in q.peek()] == [b"m2", b"m3", b"m4", b"m5", b"m6"]
     q.delete(ids[2])
     q.close()
@@ -41,13 +41,13 @@ def _targets(log):
 def test_commands_and_malformed_payloads():
     log = []
     t = _targets(log)
-    assert handle_command(b'{"cmd":"pause","source":"cam0","id":7}', t) == {"id": 7, "cmd": "pause", "ok": True}
-    assert handle_command(b'{"cmd":"resume","source":"cam0"}', t)["ok"]
-    assert handle_command(b'{"cmd":"publish_state"}', t)["ok"]
+    assert handle_command(b'{"cmd":"pause","source":"cam0","id":7}', t).reply == {"id": 7, "cmd": "pause", "ok": True}
+    assert handle_command(b'{"cmd":"resume","source":"cam0"}', t).reply["ok"]
+    assert handle_command(b'{"cmd":"publish_state"}', t).reply["ok"]
     assert log == [("pause", "cam0"), ("resume", "cam0"), ("state", None)]
     for bad, why in [(b"\xff\xfe", "malformed"), (b"[1,2]", "JSON object"), (b'{"cmd":"reboot"}', "unknown cmd"),
                      (b'{"cmd":"pause","source":"cam9"}', "unknown source"), (b'{"cmd":"pause"}', "needs")]:
-        reply = handle_command(bad, t)
+        reply = handle_command(bad, t).reply
         assert reply["ok"] is False and why in reply["error"]
 
 
