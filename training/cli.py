@@ -1,7 +1,8 @@
-"""``edge-fer-train``: ``fit``, ``evaluate``, ``pack`` and ``recover`` sub-commands.
+"""edge-fer-train: fit, evaluate, pack and recover emotion models.
 
-Exit codes: 0 success, 2 bad arguments or dataset input (one-line message),
-3 model file missing or unreadable.
+Building the parser and ``evaluate`` on a ``.tflite`` need no TensorFlow/Keras
+(the runtime dependencies plus the ``[eval]`` extra); ``fit``, ``recover`` and
+``evaluate`` of a ``.keras`` model say in one line when TensorFlow is missing.
 """
 
 from __future__ import annotations
@@ -12,69 +13,258 @@ import json
 import logging
 import os
 import sys
+import textwrap
 
-import numpy as np
+from edge.runtime import MissingDependency
 
+DESCRIPTION = """\
+Train, evaluate, pack and recover emotion models.
+
+evaluate on a .tflite model and --help need no TensorFlow (the runtime plus the
+[eval] extra); fit, recover and evaluate of a .keras model need TensorFlow and
+say so in one line when it is missing."""
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_BAD_MODEL = 3
+EXIT_INTERRUPTED = 130
+
+TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
+EVAL_INSTALL = ".venv/bin/pip install -e '.[eval]'"
+LAYOUT_CHOICES = ["auto", "folder", "csv", "ferplus", "packed"]
+
+EXIT_TABLE = f"""\
+exit codes:
+    0  success
+    1  unexpected internal error (one line)
+    2  bad arguments, dataset input or output folder; a missing package (TensorFlow: {TRAIN_INSTALL};
+       scikit-learn/matplotlib for evaluate: {EVAL_INSTALL})
+    3  model file missing or unreadable
+  130  interrupted (Ctrl-C)"""
+
+EXAMPLES = """\
+examples:
+  edge-fer-train fit --data ../shared/datasets/fer2013/train --labels fer2013 --epochs 85 --out runs/edge
+  edge-fer-train fit --data ../shared/datasets/ferplus/FER2013Train --labels ferplus --init runs/rec.keras \\
+      --width 1.25 --lr 5e-4 --time-budget 2400 --out runs/ferplus
+  edge-fer-train evaluate --model edge/models/emotion_int8.tflite --data ../shared/datasets/fer2013/test
+  edge-fer-train evaluate --model runs/edge/model.keras --val-of runs/edge --json
+  edge-fer-train pack --data ../shared/datasets/fer2013/train --out fer2013_train.npz
+  edge-fer-train recover --tflite edge/models/emotion_int8.tflite --data ../shared/datasets/fer2013/train \\
+      --out runs/rec.keras"""
+
+#: Help of every ``fit`` option, keyed by :class:`training.fit_config.FitConfig` field.
+FIT_HELP: dict[str, str] = {
+    "data": "training data: FER2013 image folders or CSV, a FER+ folder (label.csv), any emotion-folder dataset, "
+            "or a .npz from pack",
+    "out": "run folder: model.keras, checkpoints (re-run the same command to resume), history.csv, curves.png, "
+           "fit.json",
+    "labels": "label set of --data: fer2013 (one label per face) or ferplus (10 annotators' votes)",
+    "layout": "how --data is stored (auto: detected from the path)",
+    "crop": "folder layout: none (images are face crops), detect (crop the largest face with the runtime "
+            "detector), auto (detect only in images larger than 96 px)",
+    "ferplus_mode": "--labels ferplus: majority (one-hot of the most voted emotion) or soft (vote distributions)",
+    "model": "network: edge (residual depthwise-separable, ~0.75 M parameters at width 1) or baseline "
+             "(VGG-style, ~5.9 M)",
+    "width": "width multiplier of the edge network's channels (1.25: the shipped default model)",
+    "epochs": "maximum epochs (early stopping may end sooner)",
+    "batch_size": "images per training step",
+    "lr": "peak learning rate of AdamW (after warm-up; cosine decay over epochs or --time-budget)",
+    "weight_decay": "AdamW decoupled weight decay",
+    "warmup_epochs": "epochs of linear learning-rate warm-up",
+    "label_smoothing": "label smoothing of the cross-entropy targets, 0-1",
+    "mixup": "mixup alpha (Beta distribution parameter); 0 = off",
+    "erase": "random-erasing probability per image, 0-1",
+    "teacher": "distillation teacher: a .keras or .tflite model (scored with flip averaging) or saved scores "
+               "(.npy; .npz = an ensemble's mean) (default: none)",
+    "distill": "weight of the teacher's scores in the targets, 0-1 (with --teacher)",
+    "workers": "threads building augmented batches",
+    "init": ".keras model of the same architecture to start from, e.g. from recover (default: random init)",
+    "swa_start": "average the weights of epochs N.. (1-based) into the final model; 0 = off",
+    "time_budget": "seconds of training: cosine schedule over wall-clock time, stops when spent; 0 = use --epochs",
+    "class_weight": "weight the loss by inverse class frequency",
+    "val_fraction": "fraction of --data carved as the stratified validation split, 0-1",
+    "patience": "early stopping: epochs without validation improvement",
+    "seed": "random seed (split, augmentation, initialisation)",
+    "limit": "use only N training images (smoke tests); 0 = all",
+    "cache": "folder for decoded .npy arrays (never inside the repository)",
+    "test": "held-out dataset evaluated at the end (default: none)",
+    "kfold": "k-fold cross-validation with K folds instead of one fit when K > 1; 0 = off",
+}
+
+FIT_CHOICES: dict[str, list[str]] = {
+    "labels": ["fer2013", "ferplus"], "layout": LAYOUT_CHOICES, "crop": ["auto", "detect", "none"],
+    "ferplus_mode": ["majority", "soft"], "model": ["edge", "baseline"],
+}
+
+
+def _wrap(text: str) -> str:
+    """A sub-command description wrapped to 79 columns (the formatter keeps line breaks)."""
+    return textwrap.fill(text, 79)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default and keeps the epilog's line breaks."""
+
+    def _get_help_string(self, action):  # no "(default: None)" / "(default: False)" noise
+        if action.default in (None, False) or action.required:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _fit_parser(sub) -> None:
-    from training.fit import FitConfig
+    from training.fit_config import FitConfig
 
-    p = sub.add_parser("fit", help="train a model")
+    p = sub.add_parser("fit", help="train a model (needs TensorFlow)", formatter_class=HelpFormatter,
+                       description=_wrap("Train a model with a validation split carved from the training data. "
+                                   f"Needs TensorFlow/Keras: {TRAIN_INSTALL}"))
     for f in dataclasses.fields(FitConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         required = f.default is dataclasses.MISSING
+        help_text = FIT_HELP.get(f.name, "")
         if f.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag, type=kind, default=default, required=required)
+            p.add_argument(flag, type=kind, default=default, required=required, help=help_text,
+                           choices=FIT_CHOICES.get(f.name))
 
 
 def _dataset_options(p) -> None:
-    """Options naming how a dataset is read, shared by ``evaluate`` and ``pack``."""
-    p.add_argument("--layout", default="auto", choices=["auto", "folder", "csv", "ferplus"])
-    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest or Training")
+    """Options naming how a dataset is read, shared by ``evaluate``, ``pack`` and ``recover``."""
+    p.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES, help="how --data is stored (auto: detected)")
+    p.add_argument("--usage", default=None, help="FER2013 CSV Usage filter, e.g. PublicTest or Training (default: all)")
     p.add_argument("--crop", default="auto", choices=["auto", "detect", "none"],
-                   help="folder layout: crop faces with the runtime detector (auto: images > 96 px)")
-    p.add_argument("--cache", default=None, help="folder for cached arrays")
+                   help="folder layout: crop faces with the runtime detector (auto: only images larger than 96 px)")
+    p.add_argument("--cache", default=None, help="folder for cached decoded arrays (default: no cache)")
 
 
 def _eval_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a .keras or .tflite model")
-    p.add_argument("--model", required=True, help="model.keras or model.tflite")
-    p.add_argument("--data", help="dataset folder or FER2013 CSV (or use --val-of)")
+    p = sub.add_parser("evaluate", help="evaluate a .tflite (no TensorFlow needed) or .keras model",
+                       formatter_class=HelpFormatter,
+                       description=_wrap("Accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix. "
+                                         "A .tflite model runs through edge.classify (no TensorFlow; scikit-learn "
+                                         f"needed: {EVAL_INSTALL}); a .keras model needs TensorFlow: "
+                                         f"{TRAIN_INSTALL}"))
+    p.add_argument("--model", required=True, help="model.tflite or model.keras")
+    p.add_argument("--data", help="labelled dataset: folder, FER2013 CSV, FER+ folder or .npz (or use --val-of)")
     _dataset_options(p)
-    p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"])
-    p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--tta-flip", action="store_true", help="average face and mirror-image scores (Keras or .tflite)")
-    p.add_argument("--val-of", default=None, help="fit run folder: evaluate on its validation split (ignores --data)")
+    p.add_argument("--contempt", default="neutral", choices=["neutral", "keep"],
+                   help="FER+ contempt votes: counted as neutral, or kept as their own class")
+    p.add_argument("--out", default=None,
+                   help="folder for metrics.json and confusion.png (needs matplotlib) (default: none)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--tta-flip", action="store_true", help="average each face's and its mirror image's scores")
+    p.add_argument("--val-of", default=None,
+                   help="fit run folder: evaluate on its validation split instead of --data")
 
 
 def _pack_parser(sub) -> None:
-    p = sub.add_parser("pack", help="decode a dataset once into one compressed .npz (to train elsewhere)")
+    p = sub.add_parser("pack", help="decode a dataset once into one compressed .npz (to train elsewhere)",
+                       formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or FER+ folder")
     p.add_argument("--out", required=True, help="output .npz file")
     _dataset_options(p)
-    p.add_argument("--ferplus-mode", default="majority", choices=["majority", "soft"])
+    p.add_argument("--ferplus-mode", default="majority", choices=["majority", "soft"],
+                   help="FER+ targets: one-hot majority or vote distributions")
 
 
 def _recover_parser(sub) -> None:
-    p = sub.add_parser("recover", help="rebuild a trainable .keras edge model from its int8 .tflite (to fine-tune)")
+    p = sub.add_parser("recover", help="rebuild a trainable .keras edge model from its int8 .tflite "
+                                       "(needs TensorFlow)", formatter_class=HelpFormatter,
+                       description=_wrap("Rebuild a trainable float edge model from a shipped int8 .tflite, to "
+                                   f"fine-tune with fit --init. Needs TensorFlow/Keras: {TRAIN_INSTALL}"))
     p.add_argument("--tflite", required=True, help="int8 .tflite of an edge model (edge/models/emotion_int8.tflite)")
     p.add_argument("--data", required=True, help="training faces for the BatchNorm statistics (folder, CSV or .npz)")
     p.add_argument("--out", required=True, help="output .keras file")
     p.add_argument("--n", type=int, default=4096, help="faces drawn for the statistics")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=int, default=1234, help="random seed of the draw")
     _dataset_options(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``edge-fer-train`` parser (imports neither Keras nor TensorFlow)."""
+    parser = argparse.ArgumentParser(prog="edge-fer-train", description=DESCRIPTION, formatter_class=HelpFormatter,
+                                     epilog=f"{EXAMPLES}\n\n{EXIT_TABLE}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{fit,evaluate,pack,recover}")
+    _fit_parser(sub)
+    _eval_parser(sub)
+    _pack_parser(sub)
+    _recover_parser(sub)
+    return parser
+
+
+def require_keras(what: str) -> None:
+    """Import Keras (and its backend) now, or raise :class:`MissingDependency` naming the install command."""
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        raise MissingDependency(f"{what} needs TensorFlow/Keras, which is not installed: {TRAIN_INSTALL}") from None
+
+
+def _require_eval(out: str | None) -> None:
+    """scikit-learn (metrics) and, with ``--out``, matplotlib (confusion.png), or :class:`MissingDependency`."""
+    needed = [("sklearn", "scikit-learn")] + ([("matplotlib", "matplotlib (for --out)")] if out else [])
+    for module, name in needed:
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingDependency(f"evaluate needs {name}: {EVAL_INSTALL}") from None
+
+
+def _check_dependencies(args) -> None:
+    """Every optional package the command needs, before any work."""
+    if args.command == "fit":
+        require_keras("fit")
+    elif args.command == "recover":
+        require_keras("recover")
+    elif args.command == "evaluate":
+        _require_eval(args.out)
+        if not str(args.model).endswith(".tflite"):
+            require_keras(f"evaluate of {args.model} (a Keras model)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``edge-fer-train``; returns the process exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "evaluate" and not (args.data or args.val_of):
+        parser.error("evaluate needs --data or --val-of")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from edge.runtime import ModelError
+    from training.data import DataError
+
+    run = {"fit": _fit, "evaluate": _evaluate, "pack": lambda a: json.dumps(_pack(a)),
+           "recover": lambda a: json.dumps(_recover(a))}[args.command]
+    try:
+        _check_dependencies(args)
+        print(run(args))
+    except (DataError, MissingDependency) as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    except ModelError as exc:
+        return _fail(EXIT_BAD_MODEL, str(exc))
+    except OSError as exc:
+        return _fail(EXIT_BAD_INPUT, f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return _fail(EXIT_INTERRUPTED, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback for users
+        logging.getLogger("edge-fer-train").debug("unexpected error", exc_info=True)
+        return _fail(EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    return EXIT_OK
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"edge-fer-train: {message}", file=sys.stderr)
+    return code
 
 
 def _recover(args) -> dict:
     from pathlib import Path
+
+    import numpy as np
 
     from training.data import load_dataset
     from training.evaluate import predict_probs
@@ -100,35 +290,6 @@ def _pack(args) -> dict:
     return {"out": str(path), "n": len(data.x), "labels": list(data.labels), "bytes": path.stat().st_size}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``edge-fer-train``; returns the process exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="edge-fer-train", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    _fit_parser(sub)
-    _eval_parser(sub)
-    _pack_parser(sub)
-    _recover_parser(sub)
-    args = parser.parse_args(argv)
-    if args.command == "evaluate" and not (args.data or args.val_of):
-        parser.error("evaluate needs --data or --val-of")
-    from edge.runtime import ModelError
-    from training.data import DataError
-
-    run = {"fit": _fit, "evaluate": _evaluate, "pack": lambda a: json.dumps(_pack(a)),
-           "recover": lambda a: json.dumps(_recover(a))}[args.command]
-    try:
-        print(run(args))
-    except DataError as exc:
-        print(f"edge-fer-train: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ModelError as exc:
-        print(f"edge-fer-train: {exc}", file=sys.stderr)
-        return EXIT_BAD_MODEL
-    return 0
-
-
 def _fit(args) -> str:
     from training.fit import FitConfig, run_fit
 
@@ -141,7 +302,7 @@ def _evaluate(args) -> str:
 
     dataset = None
     if args.val_of:
-        from training.fit import validation_split_of
+        from training.fit_config import validation_split_of
 
         dataset = validation_split_of(args.val_of)
         args.data = f"validation split of {args.val_of}"
