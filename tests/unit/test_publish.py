@@ -73,3 +73,33 @@ def test_state_and_home_assistant_discovery():
     cfgs = ha_discovery(Topics("edge-fer", "pi1"), "homeassistant", "cam0")
     assert set(cfgs) == {"homeassistant/sensor/pi1_cam0_emotion/config", "homeassistant/sensor/pi1_cam0_faces/config"}
     assert all(c["state_topic"] == "edge-fer/pi1/cam0/state" for c in cfgs.values())
+
+
+def test_fps_limiter_keeps_the_rate_on_a_faster_source():
+    from edge.pipeline.limiter import FpsLimiter
+
+    for src_fps, limit in ((30.0, 15.0), (29.97, 15.0), (25.0, 10.0), (60.0, 15.0)):
+        lim = FpsLimiter(limit)
+        rng = np.random.default_rng(0)
+        times = np.arange(int(src_fps * 20)) / src_fps + rng.normal(0, 0.002, int(src_fps * 20))  # 2 ms jitter
+        admitted = sum(lim.admit(t) for t in np.sort(times))
+        assert abs(admitted / 20 - min(limit, src_fps)) <= 0.05 * limit, (src_fps, admitted / 20)
+    slow = FpsLimiter(15.0)  # a slower source is not held back
+    assert all(slow.admit(t / 10) for t in range(50))
+    assert all(FpsLimiter(None).admit(t / 1000) for t in range(100))
+
+
+def test_events_are_numbered_once_per_boot():
+    from edge.pipeline.events import EventCounter, restart_ended_dict
+
+    counter = EventCounter()
+    sm = EmotionSmoother()
+    state, _ = sm.update(1, EmotionScores(np.eye(7, dtype=np.float32)[0]), 1.0)
+    events = [make_event("track_started", state, i, "cam0", 1.0, BBox(0, 0, 5, 5), (10, 10), EMOTIONS) for i in range(3)]
+    dicts = [event_to_dict(e, counter=counter) for e in events]
+    assert [d["seq"] for d in dicts] == [1, 2, 3] and {d["boot_id"] for d in dicts} == {counter.boot_id}
+    assert event_to_dict(events[0], counter=counter)["seq"] == 1  # serialised again: same number
+    ended = restart_ended_dict("old-boot", "cam0", 4, 1.0, 3.5, "happy", counter)
+    assert ended["seq"] == 4 and ended["reason"] == "restart" and ended["previous_boot_id"] == "old-boot"
+    assert ended["type"] == "track_ended" and ended["duration_s"] == 2.5
+    json.dumps(ended, allow_nan=False)
