@@ -1,6 +1,7 @@
-"""``edge-fer-convert --keras PATH --out model.tflite --quantize int8|float16|none``.
+"""edge-fer-convert: a trained Keras model to a .tflite (int8, float16 or float32) with a sidecar and a parity report.
 
-Exit codes: 0 success, 2 bad arguments or dataset, 3 Keras model missing/unreadable.
+Exit codes: 0 success, 1 unexpected error, 2 bad arguments, dataset or missing
+TensorFlow, 3 Keras model missing/unreadable, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,25 +15,65 @@ from pathlib import Path
 
 import numpy as np
 
+TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
+
+DESCRIPTION = """\
+Convert a trained Keras model to a .tflite file for the edge-fer runtime, write
+its sidecar <out>.json (labels, input size and scale, dataset, parity report)
+and print the float-vs-converted top-1 agreement and mean absolute score
+difference. Needs TensorFlow: """ + TRAIN_INSTALL
+
+EPILOG = """\
+quantize modes:
+  int8     full integer: int8 input and output, TFLITE_BUILTINS_INT8 only,
+           calibrated on --calib-n images of --calib-data (the shipped models)
+  float16  float16 weights, float32 input and output
+  none     float32 throughout
+
+examples:
+  edge-fer-convert --keras runs/edge/model.keras --out edge/models/emotion_int8.tflite --quantize int8 \\
+      --calib-data ../shared/datasets/fer2013/train --calib-n 1000 --val-of runs/edge --parity-n 0
+  edge-fer-convert --keras runs/edge/model.keras --out /tmp/model_f16.tflite --quantize float16
+
+exit codes:
+    0  success
+    1  unexpected internal error (one line)
+    2  bad arguments or dataset, output not writable, or TensorFlow missing (""" + TRAIN_INSTALL + """)
+    3  Keras model missing or unreadable
+  130  interrupted (Ctrl-C)"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default and keeps the epilog's line breaks."""
+
+    def _get_help_string(self, action):  # no "(default: None)" / "(default: False)" noise
+        if action.default in (None, False) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-fer-convert", description=__doc__.splitlines()[0])
-    p.add_argument("--keras", required=True, type=Path, help="trained .keras model")
-    p.add_argument("--out", required=True, type=Path, help="output .tflite path")
-    p.add_argument("--quantize", default="int8", choices=["int8", "float16", "none"])
+    p = argparse.ArgumentParser(prog="edge-fer-convert", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--keras", required=True, type=Path, help="trained .keras model (from edge-fer-train fit)")
+    p.add_argument("--out", required=True, type=Path, help="output .tflite path (the sidecar goes beside it)")
+    p.add_argument("--quantize", default="int8", choices=["int8", "float16", "none"],
+                   help="weight/activation format (see quantize modes below)")
     p.add_argument("--calib-data", default="../shared/datasets/fer2013/train",
                    help="training images for int8 calibration (any edge-fer-train layout)")
-    p.add_argument("--calib-n", type=int, default=1000, help="calibration images (>= 500)")
+    p.add_argument("--calib-n", type=int, default=1000, help="calibration images drawn from --calib-data (>= 500)")
     parity = p.add_mutually_exclusive_group()
     parity.add_argument("--parity-data", default=None,
                         help="labelled images for the float-vs-converted parity report (default: --calib-data)")
     p.add_argument("--parity-n", type=int, default=2000, help="images in the parity report (0 = all)")
-    p.add_argument("--dataset-name", default="FER2013 train (Kaggle image folders)")
-    p.add_argument("--cache", default=str(Path.home() / ".cache" / "edge-fer"))
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--tta-flip", action="store_true", help="average the scores of the face and its mirror image")
+    p.add_argument("--dataset-name", default="FER2013 train (Kaggle image folders)",
+                   help="training-data name written to the sidecar")
+    p.add_argument("--cache", default=str(Path.home() / ".cache" / "edge-fer"), help="folder for decoded arrays")
+    p.add_argument("--seed", type=int, default=1234, help="random seed of the calibration and parity draws")
+    p.add_argument("--tta-flip", action="store_true",
+                   help="bake flip averaging in: the model averages the face's and its mirror image's scores")
     parity.add_argument("--val-of", default=None,
-                        help="fit run folder: use its validation split (carved from training data) for the parity report")
+                        help="fit run folder: its validation split (carved from the training data) is the parity set")
     return p
 
 
@@ -46,7 +87,7 @@ def _sample(data, n: int, seed: int):
 def _parity_source(args, calib):
     """Images of the parity report: the validation split of ``--val-of``, ``--parity-data`` or the calibration set."""
     if args.val_of:
-        from training.fit import validation_split_of
+        from training.fit_config import validation_split_of
 
         return validation_split_of(args.val_of)
     if args.parity_data:
@@ -56,23 +97,13 @@ def _parity_source(args, calib):
     return calib
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
+def _convert(args) -> dict:
+    """Load data, convert, write the model and its sidecar; returns the printed report."""
     from convert.convert import convert_model, parity_report, sidecar
-    from training.data import DataError, load_dataset
+    from training.data import load_dataset
 
-    if not args.keras.is_file():
-        print(f"edge-fer-convert: Keras model not found: {args.keras}", file=sys.stderr)
-        return 3
-    try:
-        calib = _sample(load_dataset(args.calib_data, cache_dir=args.cache), args.calib_n, args.seed)
-        parity_src = _parity_source(args, calib)
-    except DataError as exc:
-        print(f"edge-fer-convert: {exc}", file=sys.stderr)
-        return 2
+    calib = _sample(load_dataset(args.calib_data, cache_dir=args.cache), args.calib_n, args.seed)
+    parity_src = _parity_source(args, calib)
     if args.quantize == "int8" and len(calib.x) < 500:
         logging.warning("only %d calibration images (>= 500 advised)", len(calib.x))
     blob = convert_model(args.keras, args.quantize, calib.x, tta_flip=args.tta_flip)
@@ -85,7 +116,42 @@ def main(argv: list[str] | None = None) -> int:
                    {"calibration_images": int(len(calib.x)), "parity": report, "bytes": len(blob),
                     "tta_flip": bool(args.tta_flip)})
     args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(json.dumps({"out": str(args.out), "bytes": len(blob), "parity": report}, indent=2))
+    return {"out": str(args.out), "bytes": len(blob), "parity": report}
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"edge-fer-convert: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return _fail(2, f"needs TensorFlow, which is not installed: {TRAIN_INSTALL}")
+    if not args.keras.is_file():
+        return _fail(3, f"Keras model not found: {args.keras}")
+    import zipfile
+
+    if args.keras.suffix == ".keras" and not zipfile.is_zipfile(args.keras):
+        return _fail(3, f"{args.keras}: not a Keras model (a .keras file is a zip archive)")
+    from training.data import DataError
+
+    try:
+        print(json.dumps(_convert(args), indent=2))
+    except DataError as exc:
+        return _fail(2, str(exc))
+    except OSError as exc:
+        return _fail(2, f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}")
+    except (ValueError, RuntimeError) as exc:  # Keras refuses the file
+        logging.getLogger("edge-fer-convert").debug("conversion failed", exc_info=True)
+        return _fail(3, f"cannot convert {args.keras}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
     return 0
 
 
