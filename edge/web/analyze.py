@@ -100,8 +100,8 @@ class UploadAnalyzer:
 
 def annotated_preview(image: np.ndarray, faces: list[Face]) -> str:
     """A ``data:image/jpeg;base64,...`` URL of the photo (longer side ≤ ``PREVIEW_MAX_SIDE``) with each face's
-    box, ``n emotion`` label (n = 0-based face index, as ``--image --annotate``) and score bars."""
-    drawn = [DrawnFace(f.bbox, f"{i} {f.emotion}", f.emotion, f.scores) for i, f in enumerate(faces)]
+    box, ``n emotion`` label (n = 1-based face number, as on the page) and score bars."""
+    drawn = [DrawnFace(f.bbox, f"{i + 1} {f.emotion}", f.emotion, f.scores) for i, f in enumerate(faces)]
     jpeg = annotated_jpeg(image, drawn, PREVIEW_MAX_SIDE, PREVIEW_JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 

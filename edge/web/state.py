@@ -118,15 +118,17 @@ class WebState:
     def add_events(self, events: Iterable[dict]) -> None:
         """Append published event dicts (``event_to_dict``); keeps the last ``MAX_EVENTS``.
 
-        An event's own integer ``seq`` is kept; one without gets the next number
-        of this store's counter (the dict gets a ``seq`` key; it must not be
-        mutated by the caller afterwards).
+        An event's own integer ``seq`` (numbered by the daemon) is kept as it is;
+        an event without one is stored as a copy numbered after the highest
+        ``seq`` seen. Readers ask for events with ``seq`` above a number, so the
+        numbers must rise in the order events are added (one processing thread
+        adds them).
         """
         with self._lock:
             for event in events:
                 seq = event.get("seq")
-                if isinstance(seq, int) and not isinstance(seq, bool) and seq > self._seq:
-                    self._seq = seq
+                if isinstance(seq, int) and not isinstance(seq, bool):
+                    self._seq = max(self._seq, seq)
                 else:
                     self._seq += 1
                     event = {**event, "seq": self._seq}

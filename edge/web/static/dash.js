@@ -14,7 +14,8 @@ function el(tag, cls, text) {
 
 function pill(node, text, kind) {
   node.textContent = text;
-  node.className = "pill " + (kind || "");
+  node.classList.remove("ok", "bad", "warn");
+  if (kind) node.classList.add(kind);
 }
 
 function makeCard(name) {
@@ -78,9 +79,10 @@ function eventItem(ev) {
   const t = el("time", "", (ev.ts || "").slice(11, 19));
   t.dateTime = ev.ts || "";
   const what = el("span", "what");
-  const change = ev.previous_emotion ? ev.previous_emotion + " → " + ev.emotion : ev.emotion;
+  const emotion = ev.emotion || "–";
+  const change = ev.previous_emotion ? ev.previous_emotion + " → " + emotion : emotion;
   what.append(el("span", "dot emo-" + ev.emotion), el("b", "", ev.source + " #" + ev.track_id),
-              el("span", "emotion", change + " " + Math.round((ev.confidence || 0) * 100) + "%"),
+              el("span", "emotion", ev.confidence == null ? change : change + " " + Math.round(ev.confidence * 100) + "%"),
               el("span", "type", ev.type));
   li.append(t, what);
   return li;
