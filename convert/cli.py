@@ -129,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
+    from edge.runtime import native_stderr_filtered
+    from training.cli import TF_NOISE
+
     try:
-        import tensorflow  # noqa: F401
+        with native_stderr_filtered(TF_NOISE):  # TensorFlow's start-up INFO lines ignore TF_CPP_MIN_LOG_LEVEL
+            import tensorflow  # noqa: F401
     except ImportError:
         return _fail(2, f"needs TensorFlow, which is not installed: {TRAIN_INSTALL}")
     if not args.keras.is_file():

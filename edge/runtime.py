@@ -52,8 +52,8 @@ def quiet_third_party(debug: bool | None = None) -> None:
 
 
 @contextlib.contextmanager
-def native_stderr_filtered(prefix: str = "INFO: ") -> Iterator[None]:
-    """Drop native-code stderr lines starting with ``prefix`` while the block runs (kept at DEBUG).
+def native_stderr_filtered(prefix: str | tuple[str, ...] = "INFO: ") -> Iterator[None]:
+    """Drop native-code stderr lines starting with ``prefix`` (or one of them) while the block runs (kept at DEBUG).
 
     File descriptor 2 is pointed at a temporary file for the duration; other
     lines written meanwhile are copied back to stderr afterwards, so no error

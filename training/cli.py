@@ -32,6 +32,8 @@ EXIT_INTERRUPTED = 130
 
 TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
 EVAL_INSTALL = ".venv/bin/pip install -e '.[eval]'"
+#: Start-up lines TensorFlow 2.x prints to stderr from C++ (absl INFO, CPU feature notes); hidden unless DEBUG.
+TF_NOISE = ("I0000 ", "WARNING: All log messages before absl::InitializeLog()", "To enable the following instructions")
 LAYOUT_CHOICES = ["auto", "folder", "csv", "ferplus", "packed"]
 
 EXIT_TABLE = f"""\
@@ -198,8 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def require_keras(what: str) -> None:
     """Import Keras (and its backend) now, or raise :class:`MissingDependency` naming the install command."""
+    from edge.runtime import native_stderr_filtered
+
     try:
-        import keras  # noqa: F401
+        with native_stderr_filtered(TF_NOISE):
+            import keras  # noqa: F401
     except ImportError:
         raise MissingDependency(f"{what} needs TensorFlow/Keras, which is not installed: {TRAIN_INSTALL}") from None
 
@@ -214,12 +219,25 @@ def _require_eval(out: str | None) -> None:
             raise MissingDependency(f"evaluate needs {name}: {EVAL_INSTALL}") from None
 
 
-def _check_dependencies(args) -> None:
-    """Every optional package the command needs, before any work."""
-    if args.command == "fit":
-        require_keras("fit")
-    elif args.command == "recover":
-        require_keras("recover")
+def _preflight(args) -> None:
+    """Every optional package and input model the command needs, checked before any work.
+
+    Raises:
+        MissingDependency: a package is missing.
+        ModelError: a named model file does not exist.
+    """
+    from pathlib import Path
+
+    from edge.runtime import ModelError
+
+    models = {"evaluate": [args.model] if args.command == "evaluate" else [],
+              "recover": [getattr(args, "tflite", None)],
+              "fit": [getattr(args, "init", None), getattr(args, "teacher", None)]}.get(args.command, [])
+    for model in filter(None, models):
+        if not Path(model).is_file():
+            raise ModelError(f"model file not found: {model}")
+    if args.command in ("fit", "recover"):
+        require_keras(args.command)
     elif args.command == "evaluate":
         _require_eval(args.out)
         if not str(args.model).endswith(".tflite"):
@@ -240,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {"fit": _fit, "evaluate": _evaluate, "pack": lambda a: json.dumps(_pack(a)),
            "recover": lambda a: json.dumps(_recover(a))}[args.command]
     try:
-        _check_dependencies(args)
+        _preflight(args)
         print(run(args))
     except (DataError, MissingDependency) as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
