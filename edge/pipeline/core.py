@@ -1,18 +1,29 @@
-"""One frame through detect -> track -> classify -> smooth -> events."""
+"""One frame through detect -> track -> classify -> smooth -> events.
+
+:class:`FramePipeline` runs the stages of one source in three steps, each
+owning part of the state, so that :mod:`edge.pipeline.parallel` can run them
+in different threads with results identical to :meth:`FramePipeline.process`:
+
+1. :meth:`~FramePipeline.detect_step` - the detector (and the detection-round
+   counter): pure per frame, may run ahead of the others;
+2. :meth:`~FramePipeline.classify_step` - tracker update or carry, crops,
+   batched classification (owns the tracker; frames in order);
+3. :meth:`~FramePipeline.smooth_step` - smoothing, events, timer (owns the
+   smoother and the reported tracks; frames in order).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from edge.classify import EmotionClassifier
 from edge.detect import BlazeFace
 from edge.pipeline.events import make_event, track_ended_event
-from edge.pipeline.timing import StageTimer
+from edge.pipeline.timing import FrameTimes, StageTimer
 from edge.smooth import EmotionSmoother, SmoothingOptions
 from edge.track import IoUTracker, TrackerOptions
-from edge.types import EmotionEvent, EmotionScores, FaceResult, Frame, Track, TrackedFace
+from edge.types import (BBox, Detection, EmotionEvent, EmotionScores, FaceResult, Frame, Track,
+                        TrackedFace)
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,41 @@ class FrameResult:
     events: list[EmotionEvent] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class DetectStep:
+    """What the detect step produced for one frame.
+
+    Attributes:
+        detections: Faces found (frame pixels) on a detection round; None
+            between rounds (the tracker carries the boxes).
+        seconds: Wall time of the detector on this frame (0 between rounds).
+    """
+
+    detections: list[Detection] | None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class ClassifiedFrame:
+    """A frame after tracking and classification, before smoothing.
+
+    Attributes:
+        frame: The frame.
+        detected: True on a detection round.
+        faces: Confirmed tracks' faces in this frame (detected or carried).
+        scores: Raw class probabilities, one per face, same order.
+        removed: Tracks ended in this round (unmatched for too long).
+        times: Seconds per stage spent on this frame so far.
+    """
+
+    frame: Frame
+    detected: bool
+    faces: list[TrackedFace]
+    scores: list[EmotionScores]
+    removed: list[Track]
+    times: FrameTimes
+
+
 class FramePipeline:
     """Stateful per-source pipeline (tracks and smoothing persist across frames)."""
 
@@ -55,56 +101,101 @@ class FramePipeline:
         self.tracker = IoUTracker(tracker)
         self.smoother = EmotionSmoother(smoothing, classifier.labels)
         self.timer = timer or StageTimer()
-        self._processed = 0
+        self._planned = 0  # frames through detect_step (its thread only)
         self._started: set[int] = set()
-        self._last_box: dict[int, object] = {}
+        self._last_box: dict[int, BBox] = {}
         self._frame_size = (1, 1)
 
-    def _locate(self, frame: Frame) -> tuple[bool, list[TrackedFace], list[Track]]:
-        """Detect + track on detection rounds, carry boxes otherwise."""
-        detect = self._processed % self.options.detect_every == 0
-        if not detect:
-            with self.timer.stage("track"):
+    def detect_step(self, frame: Frame) -> DetectStep:
+        """Detect faces if ``frame`` is a detection round (every ``detect_every``-th frame through this step).
+
+        Call from one thread at a time, frames in order (the detector's
+        buffers and the round counter are not shared).
+
+        Args:
+            frame: The decoded frame (uint8 BGR).
+
+        Returns:
+            The detections (None between rounds) and the detector's seconds.
+        """
+        if self._planned % self.options.detect_every:
+            self._planned += 1
+            return DetectStep(None)
+        times = FrameTimes()
+        with times.stage("detect"):
+            detections = self.detector.detect(frame.image)
+        self._planned += 1  # after the detector: a frame it failed on is not counted, as before
+        return DetectStep(detections, times.seconds["detect"])
+
+    def _locate(self, frame: Frame, step: DetectStep, times: FrameTimes) -> tuple[list[TrackedFace], list[Track]]:
+        """Track update on detection rounds, carried boxes otherwise: (faces to classify, removed tracks)."""
+        if step.detections is None:
+            with times.stage("track"):
                 carried = self.tracker.carry(frame.time_s)
             # a box carried out of the picture has nothing left to classify
-            visible = [f for f in carried if f.detection.bbox.clipped(frame.width, frame.height).area > 0]
-            return False, visible, []
-        with self.timer.stage("detect"):
-            detections = self.detector.detect(frame.image)
-        with self.timer.stage("track"):
-            update = self.tracker.update(detections, frame.time_s)
-        return True, [f for f in update.seen if f.track.confirmed], update.removed
+            w, h = frame.width, frame.height
+            return [f for f in carried if f.detection.bbox.clipped(w, h).area > 0], []
+        with times.stage("track"):
+            update = self.tracker.update(step.detections, frame.time_s)
+        return [f for f in update.seen if f.track.confirmed], update.removed
 
-    def _classify(self, frame: Frame, faces: list[TrackedFace]) -> list[EmotionScores]:
-        if not faces:
-            return []
-        with self.timer.stage("preprocess"):
-            crops = np.stack([self.classifier.crop(frame.image, f.detection, self.options.align) for f in faces])
-        with self.timer.stage("classify"):
-            probs = self.classifier.predict_batch(crops)
-        return [EmotionScores(p, self.classifier.labels) for p in probs]
+    def classify_step(self, frame: Frame, step: DetectStep) -> ClassifiedFrame:
+        """Track and classify one frame (frames in order, one thread at a time).
 
-    def process(self, frame: Frame) -> FrameResult:
+        Args:
+            frame: The frame ``step`` was computed on.
+            step: Its :meth:`detect_step` output.
+
+        Returns:
+            Faces with raw scores, removed tracks and the stage seconds so far.
+        """
+        times = FrameTimes()
+        if step.detections is not None:
+            times.add("detect", step.seconds)
+        faces, removed = self._locate(frame, step, times)
+        scores: list[EmotionScores] = []
+        if faces:
+            with times.stage("preprocess"):
+                crops = self.classifier.crop_batch(frame.image, [f.detection for f in faces], self.options.align)
+            with times.stage("classify"):
+                probs = self.classifier.predict_batch(crops)
+            scores = [EmotionScores(p, self.classifier.labels) for p in probs]
+        return ClassifiedFrame(frame, step.detections is not None, faces, scores, removed, times)
+
+    def smooth_step(self, classified: ClassifiedFrame) -> FrameResult:
+        """Smooth the scores, emit events and commit the frame's stage times (frames in order).
+
+        Args:
+            classified: :meth:`classify_step` output.
+
+        Returns:
+            Faces (raw and smoothed scores, current emotion) and events of the frame.
+        """
+        frame, times = classified.frame, classified.times
+        self._frame_size = (frame.width, frame.height)
+        result = FrameResult(frame.index, frame.time_s, frame.width, frame.height, classified.detected)
+        with times.stage("smooth"):
+            for face, score in zip(classified.faces, classified.scores):
+                result.faces.append(self._smooth(face, score, frame.time_s, result.events))
+            for track in classified.removed:
+                result.events.extend(self._end(track.track_id))
+        self.timer.commit(times)
+        return result
+
+    def process(self, frame: Frame, step: DetectStep | None = None) -> FrameResult:
         """Run every stage on one frame.
 
         Args:
             frame: The decoded frame (BGR, time in seconds).
+            step: Its :meth:`detect_step` output when already computed
+                (another thread); None runs the detector here when due.
 
         Returns:
             Faces (raw and smoothed scores, current emotion) and events of this frame.
         """
-        self._frame_size = (frame.width, frame.height)
-        self.timer.begin_frame()
-        detected, faces, removed = self._locate(frame)
-        self._processed += 1
-        scores = self._classify(frame, faces)
-        result = FrameResult(frame.index, frame.time_s, frame.width, frame.height, detected)
-        with self.timer.stage("smooth"):
-            for face, score in zip(faces, scores):
-                result.faces.append(self._smooth(face, score, frame.time_s, result.events))
-            for track in removed:
-                result.events.extend(self._end(track.track_id))
-        return result
+        if step is None:
+            step = self.detect_step(frame)
+        return self.smooth_step(self.classify_step(frame, step))
 
     def _smooth(self, face: TrackedFace, score: EmotionScores, time_s: float,
                 events: list[EmotionEvent]) -> FaceResult:
@@ -129,7 +220,11 @@ class FramePipeline:
         return [track_ended_event(state, track_id, self.source, box, self._frame_size, self.classifier.labels)]
 
     def finish(self) -> list[EmotionEvent]:
-        """End every open track (end of stream); returns their ``track_ended`` events."""
+        """End every open track (end of stream); returns their ``track_ended`` events.
+
+        With :mod:`edge.pipeline.parallel`, call only after its run has ended
+        (it touches the tracker).
+        """
         events = []
         for track in self.tracker.remove_all():
             events.extend(self._end(track.track_id))

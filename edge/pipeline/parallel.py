@@ -1,0 +1,277 @@
+"""Stage parallelism: the detector of frame t+1 runs while frame t is tracked, classified and smoothed.
+
+:class:`ParallelRunner` runs the three steps of :class:`~edge.pipeline.core.FramePipeline`
+in a chain of threads joined by bounded queues:
+
+* **detect** thread - :meth:`FramePipeline.detect_step`: reads the frame
+  iterator (for a file, the decoder thread's queue) and runs BlazeFace on
+  each detection round (every ``detect_every``-th frame; frames in between
+  pass straight through). LiteRT's ``invoke()`` and OpenCV release the GIL,
+  so it runs on the other core while the caller works.
+* optional **classify** thread (``classify_thread=True``) -
+  :meth:`FramePipeline.classify_step`: tracker update/carry, crops, batched
+  classification. Worth it with 3 or more cores; on 2 cores the decoder,
+  detector and caller already fill both.
+* the **caller's** thread - the classify step (unless it has a thread of its
+  own), then :meth:`FramePipeline.smooth_step`: smoothing, events, stage
+  timer, and whatever the caller does with the result (writing outputs).
+
+Each step keeps its own state and sees every frame in order, so frame order,
+timestamps, track ids, scores and events are exactly those of
+:meth:`FramePipeline.process` called frame by frame. Each queue holds at most
+``depth`` frames, so memory stays flat however fast the source is; a live
+source (latest-frame slot) keeps dropping frames while the chain is busy,
+because the detect thread takes a new frame only once it has handed over the
+previous one.
+
+A step that raises stops the chain: the exception (with a note naming the
+thread and frame) is raised in the caller's thread, the threads are stopped
+and joined; with ``on_error`` the frame is reported and skipped instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from edge.pipeline.core import ClassifiedFrame, DetectStep, FramePipeline, FrameResult
+from edge.types import Frame
+
+log = logging.getLogger(__name__)
+
+_END = object()
+_POLL_S = 0.05  # how often a blocked put/get looks at the stop flag (seconds)
+
+
+@dataclass(frozen=True)
+class ParallelOptions:
+    """Thread layout of a :class:`ParallelRunner`.
+
+    Attributes:
+        depth: Frames each queue between two threads may hold (>= 1). With
+            ``depth`` d, at most d + 1 frames are between the frame iterator
+            and the caller per thread (1 is enough for live sources; 2 absorbs
+            jitter for files).
+        classify_thread: Track + crop + classify in a thread of its own
+            (three-stage chain) instead of in the caller's thread.
+        join_timeout_s: Seconds to wait for each thread when the run ends.
+    """
+
+    depth: int = 2
+    classify_thread: bool = False
+    join_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedFrame:
+    """One frame and what the pipeline made of it."""
+
+    frame: Frame
+    result: FrameResult
+
+
+@dataclass(frozen=True, slots=True)
+class _Detected:
+    frame: Frame
+    step: DetectStep
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A step raised on ``frame`` (None: the frame iterator itself raised)."""
+
+    frame: Frame | None
+    error: BaseException
+
+
+class _Upstream(Exception):
+    """Carries a :class:`_Failed` out of a queue reader."""
+
+    def __init__(self, failed: _Failed) -> None:
+        super().__init__(repr(failed.error))
+        self.failed = failed
+
+
+def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item``, waiting for room; False once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _take(source: queue.Queue, stop: threading.Event, producer: threading.Thread,
+          skip_errors: bool) -> Iterator[Any]:
+    """Items of a queue until its producer's end mark.
+
+    Raises:
+        _Upstream: the producer reported a failure (passed through as an item with ``skip_errors``).
+        RuntimeError: the producer thread ended without an end mark.
+    """
+    while True:
+        try:
+            item = source.get(timeout=_POLL_S)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            if not producer.is_alive() and source.empty():
+                raise RuntimeError(f"pipeline thread {producer.name} ended without a result")
+            continue
+        if item is _END:
+            return
+        if isinstance(item, _Failed) and (item.frame is None or not skip_errors):
+            raise _Upstream(item)
+        yield item
+
+
+def _noted(error: BaseException, thread: str, frame: Frame | None) -> BaseException:
+    where = f"frame {frame.index} of {frame.source!r}" if frame is not None else "reading frames"
+    error.add_note(f"edge.pipeline.parallel: raised in the {thread} thread ({where})")
+    return error
+
+
+def _work(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue,
+          stop: threading.Event) -> None:
+    """Thread body: ``step`` on every item in order, results to ``out``, then an end mark.
+
+    A failure of ``step`` goes downstream as a :class:`_Failed` item for that
+    frame (the thread goes on; the reader decides whether to stop); a failure
+    of the item iterator ends the thread.
+    """
+    try:
+        for item in items:
+            if stop.is_set():
+                return
+            if isinstance(item, _Failed):  # an upstream frame failure passed through (skip_errors)
+                result: Any = item
+            else:
+                try:
+                    result = step(item)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                    frame = item if isinstance(item, Frame) else item.frame
+                    result = _Failed(frame, _noted(exc, name, frame))
+            if not _put(out, result, stop):
+                return
+    except _Upstream as up:
+        _put(out, up.failed, stop)
+        return
+    except BaseException as exc:  # noqa: BLE001 - the frame iterator failed: handed to the caller
+        _put(out, _Failed(None, _noted(exc, name, None)), stop)
+        return
+    _put(out, _END, stop)
+
+
+class ParallelRunner:
+    """Runs :class:`FramePipeline` steps of consecutive frames in parallel threads (see module doc).
+
+    One runner may serve several sources (as the daemon's single processing
+    loop does): give a mapping ``{source name: pipeline}``; frames are routed by
+    ``Frame.source`` and one detect thread serves them all, so a shared
+    detector is only ever used by one thread.
+    """
+
+    def __init__(self, pipelines: FramePipeline | Mapping[str, FramePipeline],
+                 options: ParallelOptions = ParallelOptions()) -> None:
+        """Args:
+            pipelines: The pipeline, or one per source name.
+            options: Queue depth, classify thread, join timeout.
+
+        Raises:
+            ValueError: ``depth`` < 1.
+        """
+        if options.depth < 1:
+            raise ValueError(f"depth must be >= 1, got {options.depth}")
+        self._single = pipelines if isinstance(pipelines, FramePipeline) else None
+        self._pipelines: Mapping[str, FramePipeline] = {} if self._single else pipelines  # type: ignore[assignment]
+        self.options = options
+
+    def _pipeline(self, frame: Frame) -> FramePipeline:
+        return self._single or self._pipelines[frame.source]
+
+    def _detect(self, frame: Frame) -> _Detected:
+        return _Detected(frame, self._pipeline(frame).detect_step(frame))
+
+    def _classify(self, item: _Detected) -> ClassifiedFrame:
+        return self._pipeline(item.frame).classify_step(item.frame, item.step)
+
+    def run(self, frames: Iterable[Frame],
+            on_error: Callable[[Frame, BaseException], None] | None = None) -> Iterator[ProcessedFrame]:
+        """Process ``frames`` in order; a generator (threads start on first ``next``, stop when it ends).
+
+        Args:
+            frames: Frames in order (a file source, or a generator of live
+                frames); read by the detect thread only.
+            on_error: Called in the caller's thread with a frame and the
+                exception a step raised on it; the frame is then skipped
+                (no result) and the run goes on. None: the run stops and the
+                exception is raised.
+
+        Yields:
+            One :class:`ProcessedFrame` per frame, in input order.
+
+        Raises:
+            Exception: whatever a step or the frame iterator raised (the same
+                object, with a note naming the thread and frame); the threads
+                are stopped first.
+        """
+        stop = threading.Event()
+        threads = self._start(iter(frames), stop, skip_errors=on_error is not None)
+        failure: BaseException | None = None
+        try:
+            for item in _take(self._last, stop, threads[-1], on_error is not None):
+                processed = self._finish(item, on_error)
+                if processed is not None:
+                    yield processed
+        except _Upstream as up:
+            failure = up.failed.error
+        finally:
+            stop.set()
+            self._join(threads)
+        if failure is not None:
+            raise failure
+
+    def _start(self, frames: Iterator[Frame], stop: threading.Event, skip_errors: bool) -> list[threading.Thread]:
+        """Start the detect (and classify) thread; ``self._last`` is the queue the caller reads."""
+        depth = self.options.depth
+        detected: queue.Queue = queue.Queue(maxsize=depth)
+        threads = [threading.Thread(target=_work, args=("detect", frames, self._detect, detected, stop),
+                                    name="edge-detect", daemon=True)]
+        self._last = detected
+        if self.options.classify_thread:
+            classified: queue.Queue = queue.Queue(maxsize=depth)
+            items = _take(detected, stop, threads[0], skip_errors)
+            threads.append(threading.Thread(target=_work, args=("classify", items, self._classify, classified, stop),
+                                            name="edge-classify", daemon=True))
+            self._last = classified
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _finish(self, item: _Detected | ClassifiedFrame | _Failed,
+                on_error: Callable[[Frame, BaseException], None] | None) -> ProcessedFrame | None:
+        """Smooth one frame in the caller's thread (classifying it first without a classify thread)."""
+        if isinstance(item, _Failed):  # only with on_error
+            on_error(item.frame, item.error)  # type: ignore[misc, arg-type]
+            return None
+        try:
+            classified = item if isinstance(item, ClassifiedFrame) else self._classify(item)
+            return ProcessedFrame(classified.frame, self._pipeline(classified.frame).smooth_step(classified))
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(item.frame, exc)
+            return None
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        for thread in threads:
+            thread.join(self.options.join_timeout_s)
+            if thread.is_alive():  # blocked inside the frame iterator (e.g. a silent live source)
+                log.warning("pipeline thread %s still running %.1f s after the run ended (daemon thread)",
+                            thread.name, self.options.join_timeout_s)
