@@ -106,7 +106,8 @@ def frame_analysis(result: FrameResult) -> FrameAnalysis:
 class VideoAnalysis:
     """Iterator over the :class:`FrameAnalysis` of a clip, then its summary (single use).
 
-    Iterate it (or call :meth:`run`); afterwards :attr:`summary` holds the run
+    Iterate it (or call :meth:`run`); afterwards :attr:`end_events` holds the
+    ``track_ended`` events of the tracks open at the end, and :attr:`summary` the run
     facts (``frames``, ``duration_s``, ``processing_fps``, ``tracks`` with
     ``dominant_emotion`` and ``seconds_per_emotion`` per track, ...; the
     ``summary.json`` of ``edge-fer --video``). Close it (or use ``with``) to
@@ -136,6 +137,11 @@ class VideoAnalysis:
         if self._job.summary is None:
             raise RuntimeError("summary is available once the clip has been iterated to its end")
         return self._job.summary
+
+    @property
+    def end_events(self) -> list[EmotionEvent]:
+        """``track_ended`` events of the tracks still open when the clip ended (after iteration)."""
+        return list(self._job.end_events)
 
     def run(self) -> dict:
         """Process every frame without returning them; returns :attr:`summary`."""

@@ -117,6 +117,7 @@ class VideoJob:
         self.detect_every = cfg.detect_every
         self.progress = progress
         self.summary: dict | None = None
+        self.end_events: list[EmotionEvent] = []  # track_ended of the tracks still open at the end
         self._used = False
 
     def __iter__(self) -> Iterator[tuple[Frame, FrameResult]]:
@@ -139,8 +140,9 @@ class VideoJob:
                 bar.update(1)
                 yield frame, result
                 t_wait = time.perf_counter()
+            self.end_events = self.pipeline.finish()
             with self.timer.stage("write"):
-                self.outputs.write_events(self.pipeline.finish())
+                self.outputs.write_events(self.end_events)
         finally:
             bar.close()
             self.close()

@@ -55,7 +55,7 @@ def test_analyze_video_iterates_frames_then_gives_the_summary(analyzer, d19, tmp
     early = [f.faces[0].emotion for f in with_faces if f.time_s < 4.7]  # manifest: neutral 0-4.7 s
     assert early.count("neutral") / len(early) > 0.5
     assert all(f.faces[0].smoothed and f.faces[0].detector_score is None for f in with_faces)
-    events = [e for f in frames for e in f.events]
+    events = [e for f in frames for e in f.events] + clip.end_events
     assert events[0].type == "track_started" and events[-1].type == "track_ended"
     summary = clip.summary
     assert summary["frames"] == 250 and summary["tracks"][0]["track_id"] == 1
