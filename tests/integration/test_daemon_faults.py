@@ -1,0 +1,288 @@
+"""Fault injection against a real mosquitto on 127.0.0.1: the sender survives the broker dropping mid-drain,
+connection problems are logged, a corrupt outbox is replaced, tracks of a killed run are closed."""
+
+import getpass
+import json
+import logging
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import Mosquitto, free_port
+from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_config
+from edge.config.schema import MQTTConfig
+from edge.publish.mqtt import MqttPublisher
+from edge.publish.queue import MessageQueue, OutgoingMessage
+from edge.publish.topics import Topics
+
+pytestmark = pytest.mark.integration
+EVENT = "edge-fer/t1/cam0/event"
+
+
+def _broker(tmp_path) -> Mosquitto:
+    """A persistent broker that queues any number of messages for an offline persistent subscriber
+    (mosquitto's default of 1,000 would drop the rest of a fast drain while the subscriber reconnects)."""
+    broker = Mosquitto(tmp_path, persistent=True)  # as root, stay root: the persistence folder is pytest's private tmp
+    broker.conf.write_text(broker.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n")
+    return broker
+
+
+def _publisher(tmp_path, port, **cfg) -> MqttPublisher:
+    mq = MQTTConfig(host="127.0.0.1", port=port, keepalive_s=5, reconnect_max_s=1, **cfg)
+    return MqttPublisher(mq, Topics("edge-fer", "t1"), MessageQueue(tmp_path / "outbox.sqlite"))
+
+
+def _fill(pub: MqttPublisher, n: int) -> None:
+    for start in range(0, n, 100):
+        pub.outbox.put_many([OutgoingMessage(EVENT, json.dumps({"seq": i + 1}).encode())
+                             for i in range(start, min(n, start + 100))])
+
+
+def _seqs(sub: Subscriber) -> list[int]:
+    return [e["seq"] for e in sub.json_on(EVENT)]
+
+
+def test_sender_survives_publishing_without_a_connection_and_resumes(tmp_path):
+    broker = _broker(tmp_path)  # not started: nothing listens on its port yet
+    pub = _publisher(tmp_path, broker.port)
+    _fill(pub, 500)
+    pub.start()
+    pub.connected.set()  # what a drop mid-drain looks like to the sender: paho answers MQTT_ERR_NO_CONN
+    time.sleep(1.0)
+    try:
+        assert pub.alive, "the sender thread died"
+        broker.start()
+        sub = Subscriber(broker.port, client_id="faults-sub", persistent=True)
+        sub.wait_for(lambda: len(sub.on(EVENT)) >= 500, timeout=20, what="500 events")
+        deadline = time.monotonic() + 20
+        while pub.queued and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        seqs = _seqs(sub)
+        assert sorted(set(seqs)) == list(range(1, 501)) and len(seqs) == 500  # 0 lost, 0 duplicated
+        assert pub.queued == 0 and pub.alive
+        sub.close()
+    finally:
+        pub.stop()
+        broker.stop()
+
+
+def test_broker_stopped_three_times_during_a_drain_loses_nothing(tmp_path):
+    broker = _broker(tmp_path)
+    broker.start()
+    sub = Subscriber(broker.port, client_id="faults-sub", persistent=True)
+    sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+    pub = _publisher(tmp_path, broker.port)
+    _fill(pub, 6000)
+    pub.start()
+    try:
+        for _ in range(3):
+            wait_until = time.monotonic() + 10
+            start = pub.queued
+            while pub.queued > start - 1000 and time.monotonic() < wait_until:
+                time.sleep(0.01)
+            broker.stop()  # SIGTERM: mosquitto saves what it acknowledged (a SIGKILL would lose it in the broker)
+            time.sleep(1.5)
+            assert pub.alive
+            broker.start()
+        deadline = time.monotonic() + 60
+        while pub.queued and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pub.queued == 0 and pub.alive
+        try:
+            sub.wait_for(lambda: set(_seqs(sub)) >= set(range(1, 6001)), timeout=30, what="every seq")
+        except AssertionError:
+            missing = sorted(set(range(1, 6001)) - set(_seqs(sub)))
+            raise AssertionError(f"{len(missing)} missing: {missing[:5]}...{missing[-5:]}") from None
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+    seqs = _seqs(sub)
+    assert sorted(set(seqs)) == list(range(1, 6001))  # none lost
+    # at-least-once: a PUBACK lost with the broker may cause a resend; the subscriber sees it by seq
+    print(f"received {len(seqs)}, duplicated {len(seqs) - len(set(seqs))}")
+
+
+def test_unreachable_broker_warns_with_address_then_reconnects_with_info(tmp_path, caplog):
+    broker = Mosquitto(tmp_path)
+    pub = _publisher(tmp_path, broker.port)
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="edge.publish.mqtt"):
+        pub.start()
+        try:
+            while time.monotonic() - t0 < 5 and not any("unreachable" in r.message for r in caplog.records):
+                time.sleep(0.05)
+            warns = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert warns and f"127.0.0.1:{broker.port}" in warns[0].message and "retrying every" in warns[0].message
+            assert "ConnectionRefusedError" in warns[0].message
+            time.sleep(3)  # several retries (1 s apart) later: still one warning
+            assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+            broker.start()
+            assert pub.connected.wait(10)
+            infos = [r.message for r in caplog.records if r.levelno == logging.INFO]
+            assert any("connected to" in m and "again" in m for m in infos)
+        finally:
+            pub.stop()
+            broker.stop()
+
+
+def _wait_log(path, needle, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if needle in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not in the log after {timeout} s:\n{path.read_text()[-2000:]}")
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_daemon_closed_broker_port_warns_metrics_at_zero_then_connects(d19, tmp_path):
+    broker = Mosquitto(tmp_path)  # nothing listens on its port yet
+    cfg, mport = write_config(tmp_path, broker.port, str(d19))
+    log = tmp_path / "daemon.log"
+    t0 = time.monotonic()
+    proc = start_daemon(cfg, log)
+    try:
+        text = _wait_log(log, "unreachable", 10)
+        took = time.monotonic() - t0
+        line = next(x for x in text.splitlines() if "unreachable" in x)
+        assert "WARNING" in line and f"127.0.0.1:{broker.port}" in line and "retrying every" in line
+        assert took < 5, f"warning after {took:.1f} s"
+        m = scrape(mport)
+        for key in ('edge_fer_frame_errors_total{source="cam0"}', 'edge_fer_frames_dropped_total{source="cam0"}',
+                    'edge_fer_source_reconnects_total{source="cam0"}', 'edge_fer_events_dropped_total{reason="disk_full"}',
+                    'edge_fer_events_dropped_total{reason="queue_full"}',
+                    'edge_fer_commands_rejected_total{reason="too_large"}',
+                    'edge_fer_thread_restarts_total{thread="mqtt-sender"}'):
+            assert m.get(key) == 0, key
+        time.sleep(2.5)  # retries every second: still a single warning
+        assert log.read_text().count("unreachable") == 1
+        broker.start()
+        _wait_log(log, "connected to 127.0.0.1", 10)
+        assert proc.poll() is None
+    finally:
+        _stop(proc)
+        broker.stop()
+
+
+def test_corrupt_outbox_is_moved_aside_and_the_daemon_runs(mosquitto, d19, tmp_path):
+    (tmp_path / "outbox.sqlite").write_bytes(b"\x00garbage, not a database" * 1000)
+    cfg, mport = write_config(tmp_path, mosquitto.port, str(d19))
+    sub = Subscriber(mosquitto.port)
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    try:
+        sub.wait_for(lambda: sub.json_on(EVENT), timeout=20, what="an event")
+        text = (tmp_path / "daemon.log").read_text()
+        assert "ERROR" in text and "corrupt" in text and proc.poll() is None
+        moved = [p.name for p in tmp_path.iterdir() if p.name.startswith("outbox.sqlite.corrupt-")]
+        assert len(moved) == 1
+        ev = sub.json_on(EVENT)[0]
+        assert ev["seq"] == 1 and len(ev["boot_id"]) == 36
+    finally:
+        _stop(proc)
+        sub.close()
+
+
+def test_tracks_left_open_by_a_kill_are_closed_at_the_next_start(mosquitto, d19, tmp_path):
+    cfg, _ = write_config(tmp_path, mosquitto.port, str(d19))
+    sub = Subscriber(mosquitto.port)
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    try:
+        started = sub.wait_for(lambda: [e for e in sub.json_on(EVENT) if e["type"] == "track_started"],
+                               what="track_started")[0]
+        time.sleep(0.5)
+        proc.kill()  # SIGKILL: no track_ended from this run
+        proc.wait(5)
+        proc = start_daemon(cfg, tmp_path / "daemon2.log")
+        ended = sub.wait_for(lambda: [e for e in sub.json_on(EVENT) if e.get("reason") == "restart"],
+                             what="track_ended reason restart")
+        e = ended[0]
+        assert e["type"] == "track_ended" and e["previous_boot_id"] == started["boot_id"]
+        assert e["track_id"] == started["track_id"] and e["boot_id"] != started["boot_id"] and e["seq"] == 1
+        assert e["end_s"] >= e["start_s"] == started["time_s"]
+    finally:
+        _stop(proc)
+        sub.close()
+
+
+def test_busy_metrics_port_exit_names_the_address(mosquitto, d19, tmp_path):
+    import socket
+
+    cfg, mport = write_config(tmp_path, mosquitto.port, str(d19))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", mport))
+        s.listen()
+        proc = start_daemon(cfg, tmp_path / "daemon.log")
+        assert proc.wait(30) == 2
+    text = (tmp_path / "daemon.log").read_text()
+    assert f"127.0.0.1:{mport}" in text and "Traceback" not in text
+
+
+def test_fps_limit_keeps_15_of_30_fps(mosquitto, d19, tmp_path):
+    cfg, mport = write_config(tmp_path, mosquitto.port, str(d19), sources=[{"name": "cam0", "uri": str(d19),
+                                                                          "loop": True, "fps": 15}])
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    key = 'edge_fer_frames_processed_total{source="cam0"}'
+    try:
+        wait_metric(mport, key, lambda v: v > 10, timeout=20)
+        t0, n0 = time.monotonic(), scrape(mport)[key]
+        time.sleep(4.0)
+        t1, n1 = time.monotonic(), scrape(mport)[key]
+        fps = (n1 - n0) / (t1 - t0)
+        assert abs(fps - 15) <= 0.75, f"{fps:.2f} fps"
+    finally:
+        _stop(proc)
+
+
+def _rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_commands_token_size_limit_and_valid_json(mosquitto, d19, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    os.chmod(token, 0o600)
+    cfg, mport = write_config(tmp_path, mosquitto.port, str(d19), mqtt={"command_token_file": str(token)})
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    sub = Subscriber(mosquitto.port)
+    results = lambda: sub.json_on("edge-fer/t1/cmd/result")  # noqa: E731
+    try:
+        sub.wait_for(lambda: sub.json_on(EVENT), what="an event")
+        send = lambda p: sub.client.publish("edge-fer/t1/cmd", p, qos=1).wait_for_publish(5)  # noqa: E731
+        send(json.dumps({"cmd": "pause", "source": "cam0", "id": "no-token"}))
+        send(json.dumps({"cmd": "ping", "id": "ok", "token": "s3cret-token"}))
+        send(b'{"cmd": "ping", "id": NaN, "token": "s3cret-token"}')
+        sub.wait_for(lambda: len(results()) >= 3, what="3 replies")
+        time.sleep(1.0)
+        rss0 = _rss_kb(proc.pid)
+        send(json.dumps({"cmd": "x" * 5_000_000, "id": "big", "token": "s3cret-token"}))
+        sub.wait_for(lambda: len(results()) >= 4, what="the reply to 5 MB")
+        time.sleep(0.5)
+        grew_mb = (_rss_kb(proc.pid) - rss0) / 1024
+        by_id = {r["id"]: r for r in results()}
+        assert by_id["no-token"]["ok"] is False and "token" in by_id["no-token"]["error"]
+        assert by_id["ok"]["ok"] is True
+        big = [r for r in results() if "limit" in r.get("error", "")]
+        assert big and big[0]["ok"] is False and big[0]["id"] is None
+        assert all(len(json.dumps(r)) < 400 for r in results())
+        assert grew_mb <= 10, f"RSS grew {grew_mb:.1f} MB"
+        m = scrape(mport)
+        assert m['edge_fer_commands_rejected_total{reason="bad_token"}'] == 1
+        assert m['edge_fer_commands_rejected_total{reason="too_large"}'] == 1
+        assert m['edge_fer_commands_rejected_total{reason="malformed"}'] == 1
+        assert not any(json.loads(p).get("paused") for p in sub.on("edge-fer/t1/cam0/state"))
+    finally:
+        _stop(proc)
+        sub.close()
