@@ -164,3 +164,24 @@ def test_bad_config_lists_every_problem(tmp_path, d19):
         assert key in res.stderr
     res = run_edge_fer("--video", str(d19), "--model", str(tmp_path / "none.tflite"))
     assert res.returncode == codes.MODEL and "model file not found" in res.stderr
+
+
+@pytest.mark.integration
+def test_ffmpeg_and_litert_noise_only_at_debug(videos, tmp_path):
+    data = bytearray((videos / "fer_woman2.mp4").read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 20000, 7):  # damage H.264 slices a third of the way in
+        data[i] = 0xFF
+    bad = tmp_path / "damaged.mp4"
+    bad.write_bytes(bytes(data))
+    noise = ("XNNPACK", "[h264", "NAL unit", "OPENCV", "moov atom")
+    res = run_edge_fer("--video", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--log-level", "INFO")
+    assert res.returncode == codes.OK, res.stderr
+    shown = res.stdout + res.stderr
+    assert "truncated or corrupt" in res.stderr and not any(n in shown for n in noise), shown[-2000:]
+    cut = tmp_path / "cut.mp4"  # moov atom at the end of this file: nothing decodable
+    cut.write_bytes(bytes(data[: len(data) // 2]))
+    res = run_edge_fer("--video", str(cut), "--no-progress")
+    assert res.returncode == codes.INPUT_UNREADABLE and not any(n in res.stderr for n in noise), res.stderr[-2000:]
+    res = run_edge_fer("--video", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--log-level", "DEBUG")
+    assert res.returncode == codes.OK and "XNNPACK" in res.stderr
+    assert "[OPENCV:FFMPEG" in res.stdout + res.stderr  # OpenCV's FFmpeg log callback prints to stdout
