@@ -40,14 +40,15 @@ def _debug() -> bool:
 
 
 def quiet_third_party(debug: bool | None = None) -> None:
-    """Hide FFmpeg's own log lines unless ``debug`` (default: the ``edge`` logger is at DEBUG).
+    """Hide FFmpeg's and OpenCV's own log lines unless ``debug`` (default: the ``edge`` logger is at DEBUG).
 
-    Sets ``OPENCV_FFMPEG_LOGLEVEL`` (``-8`` = quiet, or ``32`` = FFmpeg info at
-    DEBUG) and OpenCV's own log level. Call before the first video is opened;
-    a value already in the environment is kept.
+    Sets ``OPENCV_FFMPEG_LOGLEVEL=-8`` (FFmpeg quiet) and ``OPENCV_LOG_LEVEL=ERROR``;
+    at DEBUG leaves FFmpeg at its default (errors, on stderr) and OpenCV at INFO.
+    Call before the first video is opened; values already in the environment are kept.
     """
     debug = _debug() if debug is None else debug
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if debug else _AV_LOG_QUIET)
+    if not debug:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _AV_LOG_QUIET)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "INFO" if debug else "ERROR")
 
 
