@@ -12,7 +12,7 @@ from edge.redact import mask_url
     ("http://:only-pw@cam/mjpg", "http://:***@cam/mjpg"),
     ("rtsp://u:pw@host", "rtsp://u:***@host"),  # no path
     ("rtsp://u:pw@host?x=1#frag", "rtsp://u:***@host?x=1#frag"),
-    ("http://cam/videostream.cgi?user=admin&pwd=S3cr3tPW&rate=0", "http://cam/videostream.cgi?user=admin&pwd=***&rate=0"),
+    ("http://cam/video.cgi?user=admin&pwd=S3cr3tPW&rate=0", "http://cam/video.cgi?user=admin&pwd=***&rate=0"),
     ("http://cam/v?Password=abc;token=def", "http://cam/v?Password=***;token=***"),
     ("http://u:a@b@cam/v?api_key=k1", "http://u:***@cam/v?api_key=***"),
 ])
