@@ -8,7 +8,7 @@ are detected before any work starts.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import logging
 from pathlib import Path
 
@@ -101,13 +101,22 @@ def run_images_cmd(path: str, cfg: Config) -> int:
     return codes.OK
 
 
+def _importable(module: str) -> bool:
+    """True when ``module`` imports (a broken or absent package is False)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def run_serve_cmd(cfg: Config) -> int:
-    """``edge-fer --serve``: the local web page (``edge.web.server.serve_offline``)."""
-    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    """``edge-fer --serve``: the local web page (``edge.web.run.serve_offline``)."""
+    missing = [m for m in ("starlette", "uvicorn") if not _importable(m)]
     if missing:
         return codes.fail(codes.USAGE, f"--serve needs {' and '.join(missing)}: {WEB_INSTALL}")
     try:
-        from edge.web.server import serve_offline
+        from edge.web.run import serve_offline
     except ImportError as exc:
         return codes.fail(codes.USAGE, f"--serve unavailable ({exc}): {WEB_INSTALL}")
     try:
