@@ -9,16 +9,19 @@ own ``SystemCallFilter=`` lines by ``systemd-analyze syscall-filter``, with
 implements it (a second seccomp filter refusing W+X ``mmap`` and executable
 ``mprotect``/``pkey_mprotect``/``shmat``) plus the kernel's ``PR_SET_MDWE``;
 ``RestrictAddressFamilies=`` (seccomp on ``socket()``); ``NoNewPrivileges=``;
-an unprivileged user with an empty capability bounding set
-(``DynamicUser=``, ``CapabilityBoundingSet=``); ``ProtectSystem=strict``
+an unprivileged user in group ``video`` with an empty capability bounding set
+(``DynamicUser=``, ``SupplementaryGroups=video``, ``CapabilityBoundingSet=``),
+then a user namespace (``PrivateUsers=``, created after the groups are set,
+as systemd does: a ``root:video 0660`` file stays readable); ``ProtectSystem=strict``
 (read-only root, writable state directory); ``PrivateTmp=`` (fresh ``/tmp``
 and ``/var/tmp``); ``ProtectProc=invisible``
 (``/proc`` with ``hidepid=invisible``); ``UMask=0077``. Not rebuilt (they
 need systemd's cgroup or namespace set-up): ``IPAddressDeny=``,
-``DevicePolicy=``, ``PrivateUsers=``, ``RestrictNamespaces=``,
+``DevicePolicy=``, ``RestrictNamespaces=``,
 ``ProtectKernel*=``.
 """
 
+import grp
 import os
 import re
 import shutil
@@ -36,6 +39,7 @@ from daemon_helpers import Subscriber, wait_metric, write_config
 pytestmark = pytest.mark.integration
 UNITS = ["edge-fer.service", "edge-fer@.service"]
 MAX_EXPOSURE = 2.0
+VIDEO_GID = grp.getgrnam("video").gr_gid  # owner group of /dev/video* (44 on Debian)
 
 
 def _analyze() -> str:
@@ -210,7 +214,10 @@ if [ -d /root/.pyenv ]; then
 fi
 mount --bind "$BOX/state" "$BOX/state"                       # StateDirectory= stays writable
 mount -o remount,bind,ro /                                   # ProtectSystem=strict
-exec setpriv --reuid=65534 --regid=65534 --clear-groups --bounding-set=-all --inh-caps=-all --no-new-privs "$@"
+# DynamicUser= + SupplementaryGroups=video + CapabilityBoundingSet= (empty), then PrivateUsers=yes: as systemd
+# does, the groups are set before the user namespace is created
+exec setpriv --reuid=65534 --regid=65534 --groups="$VIDEO_GID" --bounding-set=-all --inh-caps=-all --no-new-privs \
+  unshare --user --map-current-user "$@"
 '''
 
 
@@ -236,6 +243,10 @@ class Box:
         self.state.mkdir()
         os.chown(self.state, 65534, 65534)
         (self.path / "sandbox.py").write_text(SANDBOX)
+        camera = self.path / "video0"  # stands for /dev/video0: root:video 0660
+        camera.write_text("frame")
+        os.chown(camera, 0, VIDEO_GID)
+        os.chmod(camera, 0o660)
         self.unit = (ROOT / "systemd" / "edge-fer.service").read_text()
         assert _directive(self.unit, "SystemCallErrorNumber") == ["EPERM"]
 
@@ -249,7 +260,7 @@ class Box:
     @property
     def env(self) -> dict[str, str]:
         return {"PATH": "/usr/bin:/bin", "BOX": str(self.path), "PYTHONUNBUFFERED": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(self.state)}
+                "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(self.state), "VIDEO_GID": str(VIDEO_GID)}
 
 
 @pytest.fixture
@@ -286,6 +297,7 @@ try:
 except OSError as e:
     out["write_etc"] = e.errno
 out["uid"] = os.getuid()
+out["camera"] = open(os.environ["BOX"] + "/video0").read()
 out["pid1_visible"] = os.path.exists("/proc/1/status")
 socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
 print(out)
@@ -299,7 +311,7 @@ def test_the_sandbox_enforces_what_the_unit_asks(box):
     assert res.returncode == 0, res.stderr
     out = eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own probe's dict literal
     assert out == {"wx_mmap": 1, "netlink": 97, "setpriority": 1, "write_etc": 30, "uid": 65534,
-                   "pid1_visible": False}, out
+                   "camera": "frame", "pid1_visible": False}, out
 
 
 def test_daemon_runs_under_the_units_restrictions(box, mosquitto, rtsp_server):
