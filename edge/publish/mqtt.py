@@ -61,7 +61,7 @@ def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate rejected: {exc.verify_message or exc}"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({exc.reason or exc}); is this a TLS port?"
+        return f"TLS handshake failed: {exc.reason or exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -165,8 +165,13 @@ class MqttPublisher:
 
     def _on_connect_fail(self, client, userdata) -> None:
         # paho calls this inside its ``except OSError`` block: the exception in flight is the reason
-        self._problems.log("unreachable", logging.WARNING, "MQTT broker %s unreachable (%s); retrying every 1-%d s",
-                           self.address, _reason(sys.exc_info()[1]), self._retry_max())
+        exc = sys.exc_info()[1]
+        tls_failed = isinstance(exc, ssl.SSLError) or (self.cfg.tls is not None and isinstance(
+            exc, (ConnectionResetError, ConnectionAbortedError, EOFError)))  # a plain port resets the handshake
+        what = "TLS connection failed" if tls_failed else "unreachable"
+        hint = "; is this a TLS port?" if tls_failed and not isinstance(exc, ssl.SSLCertVerificationError) else ""
+        self._problems.log("unreachable", logging.WARNING, "MQTT broker %s %s (%s%s); retrying every 1-%d s",
+                           self.address, what, _reason(exc), hint, self._retry_max())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._stop.is_set():

@@ -64,3 +64,66 @@ def test_tls_and_password_from_env(d19, tmp_path):
         terminate(proc)
         sub.loop_stop()
         terminate(broker)
+
+
+def _tls_broker(tmp_path):
+    """A TLS-only mosquitto (anonymous) with the throw-away CA's server certificate; returns (proc, port)."""
+    port = free_port()
+    (tmp_path / "tls.conf").write_text(
+        f"listener {port} 127.0.0.1\ncafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
+        f"keyfile {tmp_path}/server.key\nallow_anonymous true\nuser {getpass.getuser()}\n")
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp_path / "tls.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+def _try_connect(tmp_path, port, caplog, tls=None, wait_s=4.0):
+    """Start a real MqttPublisher; returns (connected, WARNING messages) after up to ``wait_s`` seconds."""
+    import logging
+
+    from edge.config.schema import MQTTConfig
+    from edge.publish.mqtt import MqttPublisher
+    from edge.publish.queue import MessageQueue
+    from edge.publish.topics import Topics
+
+    caplog.clear()
+    cfg = MQTTConfig(host="127.0.0.1", port=port, keepalive_s=5, reconnect_max_s=1, tls=tls)
+    pub = MqttPublisher(cfg, Topics("edge-fer", "tls"), MessageQueue(":memory:"))
+    with caplog.at_level(logging.INFO, logger="edge.publish.mqtt"):
+        pub.start()
+        try:
+            ok = pub.connected.wait(wait_s)
+        finally:
+            pub.stop()
+    return ok, [r.message for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_tls_failures_are_logged_with_address_and_reason(tmp_path, caplog):
+    _certs(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _certs(other)  # a second CA that did not sign the broker's certificate
+    broker, port = _tls_broker(tmp_path)
+    try:
+        ok, warns = _try_connect(tmp_path, port, caplog, tls={"ca_certs": str(other / "ca.crt")})
+        assert not ok and len(warns) == 1, warns  # retried every second, logged once
+        assert f"127.0.0.1:{port}" in warns[0] and "certificate rejected: self-signed certificate" in warns[0]
+        ok, warns = _try_connect(tmp_path, port, caplog)  # plain MQTT to the TLS-only port
+        assert not ok and warns and f"127.0.0.1:{port}" in warns[0] and "TLS" in warns[0], warns
+        ok, warns = _try_connect(tmp_path, port, caplog, tls={"ca_certs": str(tmp_path / "ca.crt")})
+        assert ok and not warns
+        # tls.insecure: no verification at all (untrusted CA accepted), encrypted, and a warning says so
+        ok, warns = _try_connect(tmp_path, port, caplog, tls={"ca_certs": str(other / "ca.crt"), "insecure": True})
+        assert ok and any("NOT verified" in w for w in warns)
+    finally:
+        terminate(broker)
+
+
+def test_tls_to_a_plain_port_is_logged(tmp_path, caplog):
+    from conftest import Mosquitto
+
+    _certs(tmp_path)
+    with Mosquitto(tmp_path) as plain:
+        ok, warns = _try_connect(tmp_path, plain.port, caplog, tls={"ca_certs": str(tmp_path / "ca.crt")})
+    assert not ok and warns and f"127.0.0.1:{plain.port}" in warns[0] and "TLS" in warns[0], warns
