@@ -89,6 +89,8 @@ def start_in_daemon(cfg: Config, state: WebState) -> WebServer:
         raise ConfigError(f"web.enabled: {EXTRA_HINT} ({exc.name} missing)") from exc
     app, handlers = build_app(cfg, state)
     sock = bind(cfg.web.host, cfg.web.port)
+    if not log.isEnabledFor(logging.DEBUG):   # uvicorn's start/stop lines add nothing to ours
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http="h11",
                             timeout_graceful_shutdown=STOP_GRACE_S)
     server = uvicorn.Server(config)
