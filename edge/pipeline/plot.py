@@ -71,7 +71,9 @@ def plot_timeline(frames_csv: Path, png: Path, title: str | None = None) -> None
         for k, name in enumerate(labels):
             ax.axhspan(k - 0.45, k + 0.45, color=_COLOURS.get(name, "#bbbbbb"), alpha=0.06, lw=0)
             ax.plot(t, [k - 0.45 + 0.9 * r[2][k] for r in rows], lw=0.9, color=_COLOURS.get(name, "#555555"))
-        ax.step(t, [labels.index(r[1]) if r[1] in labels else -1 for r in rows], where="post", color="black", lw=2)
+        marker = "o" if len(rows) < 5 else None  # a track seen on a few frames is still visible
+        ax.step(t, [labels.index(r[1]) if r[1] in labels else -1 for r in rows], where="post", color="black", lw=2,
+                marker=marker, markersize=4)
         ax.set_yticks(range(len(labels)), labels)
         ax.set_ylim(-0.6, len(labels) - 0.4)
         ax.set_ylabel(f"track {tid}", fontsize=10, fontweight="bold")
@@ -79,10 +81,13 @@ def plot_timeline(frames_csv: Path, png: Path, title: str | None = None) -> None
     if not series:
         axes[0, 0].text(0.5, 0.5, "no face tracked", ha="center", va="center", transform=axes[0, 0].transAxes)
     axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 0].set_xlim(left=0)
     handles = [Line2D([], [], color="black", lw=2, label="current emotion (smoothed)"),
                Line2D([], [], color="#555555", lw=0.9, label="raw score of the lane's label (lane bottom 0, top 1)")]
-    fig.legend(handles=handles, loc="upper right", ncol=2, fontsize=9, frameon=False)
-    fig.suptitle(f"{title or frames_csv.parent.name}: emotion per tracked face", x=0.01, ha="left", fontsize=12)
+    top = 1 - 0.12 / (header_in + panel_in * n)
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.995, top), ncol=1, fontsize=9, frameon=False)
+    fig.suptitle(f"{title or frames_csv.parent.name}: emotion per tracked face", x=0.01, y=top, ha="left",
+                 va="top", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (header_in + panel_in * n)))
     fig.savefig(png, dpi=100)
     plt.close(fig)
