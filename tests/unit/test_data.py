@@ -76,6 +76,9 @@ def test_ferplus_majority_and_soft_modes(ferplus, tmp_path):
     assert set(np.unique(major.y)) <= {0.0, 1.0}
     assert np.allclose(soft.y.sum(1), 1.0)
     assert len(major.x) <= len(soft.x) <= 40
+    votes = np.asarray([r[2:] for r in rows], np.float32)
+    not_a_face = int((votes.argmax(1) >= 8).sum())  # unknown / NF majority rows are dropped
+    assert len(soft.x) == 40 - not_a_face
     keep = load_dataset(root, ferplus_mode="soft", contempt="keep")
     assert keep.labels[-1] == "contempt" and keep.y.shape[1] == 8
 
