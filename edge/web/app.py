@@ -75,6 +75,7 @@ class WebApp:
         return handler
 
     async def static_file(self, request: Request) -> Response:
+        """``/static/{name}``: the page's CSS and JS (HTML pages only under their own routes)."""
         name = request.path_params["name"]
         suffix = "." + name.rsplit(".", 1)[-1]
         if name not in self.static or suffix == ".html":
@@ -82,13 +83,16 @@ class WebApp:
         return Response(self.static[name], media_type=STATIC_TYPES[suffix], headers={"cache-control": "max-age=300"})
 
     async def health(self, _request: Request) -> JSONResponse:
+        """``/api/health``: 200 when every source processed a frame within ``read_timeout_s``, else 503."""
         ok, details = self.state.health()
         return JSONResponse(details, 200 if ok else 503, headers=NO_STORE)
 
     async def api_state(self, _request: Request) -> JSONResponse:
+        """``/api/state``: :meth:`WebState.snapshot`."""
         return JSONResponse(self.state.snapshot(), headers=NO_STORE)
 
     async def events(self, request: Request) -> JSONResponse:
+        """``/api/events?after=<seq>``: kept events (last 50) with a higher ``seq``; 400 for a bad ``after``."""
         after = _int_param(request.query_params.get("after"))
         if after is None:
             return JSONResponse({"error": "after: expected an integer sequence number"}, 400)
@@ -96,6 +100,7 @@ class WebApp:
                             headers=NO_STORE)
 
     async def event_stream(self, request: Request) -> Response:
+        """``/api/events/stream``: Server-Sent Events from ``Last-Event-ID`` or ``?after=`` (default 0)."""
         after = _int_param(request.headers.get("last-event-id") or request.query_params.get("after"))
         if after is None:
             return JSONResponse({"error": "after / Last-Event-ID: expected an integer sequence number"}, 400)
@@ -117,6 +122,7 @@ class WebApp:
             await asyncio.sleep(SSE_POLL_S)
 
     async def mjpeg(self, request: Request) -> Response:
+        """``/stream/{source}.mjpg``: MJPEG of the annotated latest frame; 404 without ``live_view``."""
         source = request.path_params["source"]
         if not self.state.live_view or not self.state.has_source(source):
             return PlainTextResponse("not found (live view is off: web.live_view)" if not self.state.live_view
@@ -125,6 +131,7 @@ class WebApp:
                                  headers=NO_STORE)
 
     async def _mjpeg(self, source: str):
+        """Parts of the MJPEG stream: a new JPEG at most every ``encoder.period_s`` until closing."""
         last = -1
         while not self.closing.is_set():
             jpeg = await run_in_threadpool(self.encoder.get, source)
@@ -134,6 +141,8 @@ class WebApp:
             await asyncio.sleep(self.encoder.period_s)
 
     async def classify(self, request: Request) -> JSONResponse:
+        """``POST /api/classify`` (body: the image bytes): faces and an annotated preview, or ``{"error"}``
+        with 400 (empty), 413 (over 10 MB or 50 MP), 415 (not an image), 422 (undecodable), 500 (model)."""
         declared = _int_param(request.headers.get("content-length"))
         if declared is not None and declared > MAX_UPLOAD_BYTES:
             return _upload_error(UploadError(f"file too large: {declared / 1e6:.1f} MB "

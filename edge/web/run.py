@@ -20,6 +20,7 @@ from edge.web.state import WebState
 log = logging.getLogger("edge-fer.web")
 START_TIMEOUT_S = 5.0        # wait for uvicorn to accept connections
 STOP_GRACE_S = 1             # uvicorn's graceful-shutdown limit for open streams (seconds)
+MAX_CONNECTIONS = 64        # uvicorn answers 503 beyond this (a small board's memory and threads)
 EXTRA_HINT = "the web page needs the [web] extra: pip install 'edge-fer[web]'"
 
 
@@ -92,7 +93,7 @@ def start_in_daemon(cfg: Config, state: WebState) -> WebServer:
     if not log.isEnabledFor(logging.DEBUG):   # uvicorn's start/stop lines add nothing to ours
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http="h11",
-                            timeout_graceful_shutdown=STOP_GRACE_S)
+                            timeout_graceful_shutdown=STOP_GRACE_S, limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True)
     thread.start()

@@ -1,7 +1,7 @@
 """What the web page shows, pushed by the daemon's processing thread (thread-safe, cheap).
 
 The processing thread calls :meth:`WebState.frame_processed` once per frame,
-:meth:`WebState.add_events` with the event dicts it publishes, and
+:meth:`WebState.add_event` with each event dict it publishes, and
 :meth:`WebState.source_status` / :meth:`WebState.mqtt_status` from its
 housekeeping. Each call takes one lock for a few attribute assignments: no
 copy of the frame (only a reference to the latest one, and only with
@@ -133,6 +133,10 @@ class WebState:
                     self._seq += 1
                     event = {**event, "seq": self._seq}
                 self._events.append(event)
+
+    def add_event(self, event: dict) -> None:
+        """One event dict: :meth:`add_events` for an ``EventSink`` listener (``sink.listeners.append``)."""
+        self.add_events((event,))
 
     def mqtt_status(self, connected: bool, queued: int) -> None:
         """Record the MQTT connection state and the outbox depth (events not yet acknowledged)."""

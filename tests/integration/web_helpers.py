@@ -94,6 +94,7 @@ def http_get(url: str, auth: tuple[str, str] | None = None, timeout: float = 10.
 
 
 def http_json(url: str, **kw) -> tuple[int, dict]:
+    """(status, parsed JSON body) of a GET."""
     status, body = http_get(url, **kw)
     return status, json.loads(body)
 
@@ -114,6 +115,7 @@ class Feeder:
         self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
 
     def start(self) -> Feeder:
+        """Start the source's reader and the processing thread."""
         self.source.start()
         self._thread.start()
         return self
@@ -131,6 +133,7 @@ class Feeder:
             self.state.source_status(self.name, self.source.up, self.source.dropped, self.source.paused)
 
     def stop(self) -> None:
+        """Stop the processing thread and the source."""
         self._stop.set()
         self.source.stop(timeout=1.0)
         self._thread.join(5.0)
