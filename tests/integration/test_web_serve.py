@@ -20,10 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def serve_cmd(config) -> list[str]:
-    """The ``--serve`` command line (serve_offline until the CLI flag is wired in edge/cli/main.py)."""
-    code = ("import sys; from edge.config import load_config; from edge.web.run import serve_offline; "
-            "sys.exit(serve_offline(load_config(sys.argv[1])))")
-    return [sys.executable, "-c", code, str(config)]
+    """``edge-fer --serve --config FILE``."""
+    return [sys.executable, "-m", "edge.cli", "--serve", "--config", str(config)]
 
 
 def _config(tmp_path, port: int):
