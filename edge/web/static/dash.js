@@ -33,7 +33,9 @@ function makeCard(name) {
   if (liveView) {
     const img = el("img", "live");
     img.alt = "live view of " + name;
-    img.src = "stream/" + encodeURIComponent(name) + ".mjpg";
+    const src = "stream/" + encodeURIComponent(name) + ".mjpg";
+    img.src = src;
+    img.onerror = () => setTimeout(() => { img.src = src + "?t=" + Date.now(); }, 2000);  // server restarted
     card.append(img);
   }
   card.append(el("ul", "faces"));
@@ -76,8 +78,10 @@ function renderState(st) {
 function eventItem(ev) {
   const li = el("li");
   li.dataset.seq = ev.seq;
-  const t = el("time", "", (ev.ts || "").slice(11, 19));
+  const when = new Date(ev.ts);
+  const t = el("time", "", isNaN(when) ? "" : when.toLocaleTimeString());
   t.dateTime = ev.ts || "";
+  t.title = ev.ts || "";
   const what = el("span", "what");
   const emotion = ev.emotion || "–";
   const change = ev.previous_emotion ? ev.previous_emotion + " → " + emotion : emotion;
