@@ -69,6 +69,44 @@ def test_sender_survives_publishing_without_a_connection_and_resumes(tmp_path):
         broker.stop()
 
 
+def test_state_does_not_pile_up_while_the_broker_is_away(tmp_path):
+    broker = Mosquitto(tmp_path)
+    pub = _publisher(tmp_path, broker.port)
+    pub.start()
+    try:
+        sent = [pub.publish_now("edge-fer/t1/cam0/state", {"faces": i}, retain=True) for i in range(1000)]
+        assert not any(sent) and not pub.client._out_messages  # nothing queued in paho for a burst later
+        broker.start()
+        assert pub.connected.wait(10)
+        assert pub.publish_now("edge-fer/t1/cam0/state", {"faces": 1}, retain=True)
+    finally:
+        pub.stop()
+        broker.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_dead_sender_and_paho_threads_are_restarted_and_delivery_goes_on(mosquitto, tmp_path):
+    pub = _publisher(tmp_path, mosquitto.port)
+    sub = Subscriber(mosquitto.port)
+    pub.start()
+    try:
+        assert pub.connected.wait(10)
+        real = pub._send_once
+        pub._send_once = lambda: (_ for _ in ()).throw(SystemExit("injected"))  # escapes any `except Exception`
+        time.sleep(0.3)
+        assert not pub.alive
+        pub._send_once = real
+        assert pub.ensure_threads() == ["mqtt-sender"] and pub.alive
+        pub.client.loop_stop()  # paho's network thread ends
+        assert pub.ensure_threads() == ["mqtt-network"]
+        _fill(pub, 200)
+        sub.wait_for(lambda: len(set(_seqs(sub))) == 200, what="200 events after the restarts")
+        assert pub.ensure_threads() == []
+    finally:
+        pub.stop()
+        sub.close()
+
+
 def test_broker_stopped_three_times_during_a_drain_loses_nothing(tmp_path):
     broker = _broker(tmp_path)
     broker.start()
@@ -286,3 +324,55 @@ def test_commands_token_size_limit_and_valid_json(mosquitto, d19, tmp_path):
     finally:
         _stop(proc)
         sub.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB tmpfs (needs CAP_SYS_ADMIN, e.g. root in CI); the filesystem the outbox fills up."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs CAP_SYS_ADMIN (the unit tests cover SQLITE_FULL with max_page_count)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_daemon_keeps_running_counts_drops_and_delivers_when_space_returns(videos, tmp_path, small_disk):
+    broker = _broker(tmp_path)
+    broker.start()  # the subscriber's persistent session exists before the daemon publishes anything
+    sub = Subscriber(broker.port, client_id="full-disk-sub", persistent=True)
+    sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
+    time.sleep(0.3)
+    broker.stop()  # down while the disk fills: events pile up in the outbox
+    clip = videos / "facerec_short_hamilton_clip.mp4"
+    cfg, mport = write_config(tmp_path, broker.port, str(clip), mqtt={"queue_path": str(small_disk / "outbox.sqlite")})
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024 - 160 * 1024))  # leave ~160 KiB for the outbox
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    dropped = 'edge_fer_events_dropped_total{reason="disk_full"}'
+    try:
+        wait_metric(mport, dropped, lambda v: v > 0, timeout=90)
+        frames = scrape(mport)['edge_fer_frames_processed_total{source="cam0"}']
+        time.sleep(2)
+        m = scrape(mport)
+        assert proc.poll() is None and m['edge_fer_frames_processed_total{source="cam0"}'] > frames
+        assert (tmp_path / "daemon.log").read_text().count("disk full") == 1  # at most once a minute
+        stored = m["edge_fer_mqtt_queued_events"]
+        assert stored > 0
+        filler.unlink()  # space returns
+        broker.start()
+        wait_metric(mport, "edge_fer_mqtt_queued_events", lambda v: v == 0, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        time.sleep(0.5)
+        events = sub.json_on(EVENT)
+        seqs = [e["seq"] for e in events]
+        assert len(seqs) == len(set(seqs)) and len(seqs) >= stored  # nothing re-sent, nothing stored lost
+    finally:
+        sub.close()
+        _stop(proc)
+        broker.stop()
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()

@@ -68,6 +68,12 @@ def test_status_events_state_commands_metrics_and_sigterm(mosquitto, d19, tmp_pa
         sub.wait_for(lambda: sub.on(STATUS)[-1:] == [b"offline"], what="offline on SIGTERM")
         ended = sub.wait_for(lambda: [e for e in sub.json_on(EVENT) if e["type"] == "track_ended"], what="track_ended")
         assert ended[-1]["duration_s"] > 0 and ended[-1]["dominant_emotion"] in EMOTIONS
+        events = sub.json_on(EVENT)  # countable: one boot, seq 1, 2, 3, ... with no gap
+        assert len({e["boot_id"] for e in events}) == 1 and [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        final = Subscriber(mosquitto.port)  # the retained state after shutdown: source down, no face
+        state = final.wait_for(lambda: final.json_on(STATE), what="retained state")[-1]
+        assert state["source_up"] is False and state["faces"] == 0 and state["tracks"] == {}
+        final.close()
     finally:
         _stop(proc)
         sub.close()

@@ -103,3 +103,35 @@ def test_events_are_numbered_once_per_boot():
     assert ended["seq"] == 4 and ended["reason"] == "restart" and ended["previous_boot_id"] == "old-boot"
     assert ended["type"] == "track_ended" and ended["duration_s"] == 2.5
     json.dumps(ended, allow_nan=False)
+
+
+def test_supervisor_restarts_a_dead_source_or_gives_up_with_a_reason():
+    import threading
+
+    from edge.metrics import Metrics
+    from edge.pipeline.supervise import MAX_RESTARTS, Supervisor
+
+    class Src:
+        def __init__(self, restartable):
+            self._thread = threading.Thread(target=lambda: None)
+            self._thread.start()
+            self._thread.join()  # its reader ended
+            if restartable:
+                self.restart = self._restart
+            self.restarts = 0
+
+        def _restart(self):
+            self.restarts += 1
+
+    m = Metrics()
+    ok = Src(True)
+    sup = Supervisor(m, None, {"cam0": ok})
+    for _ in range(MAX_RESTARTS):
+        sup.check()
+    assert ok.restarts == MAX_RESTARTS and sup.fatal is None and sup.healthy()
+    assert m.thread_restarts.labels("source")._value.get() == MAX_RESTARTS
+    sup.check()  # one too many within the window: give up, exit non-zero
+    assert sup.fatal and "source" in sup.fatal and not sup.healthy()
+    dead = Supervisor(Metrics(), None, {"cam1": Src(False)})
+    dead.check()
+    assert dead.fatal and "cam1" in dead.fatal
