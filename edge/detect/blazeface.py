@@ -56,6 +56,19 @@ class DetectorOptions:
     num_threads: int = 1
 
 
+def input_lut() -> np.ndarray:
+    """float32 (1, 256) table: byte value -> model input, computed as MediaPipe's [-1, 1] normalisation.
+
+    ``v * (1 / 127.5) - 1`` evaluated exactly as the per-pixel NumPy expression
+    (float64 product cast to float32, then minus 1 in float32), so a look-up
+    gives bit-identical tensors.
+    """
+    table = np.empty(256, np.float32)
+    np.multiply(np.arange(256, dtype=np.uint8), 1.0 / 127.5, out=table, casting="unsafe")
+    table -= 1.0
+    return table.reshape(1, 256)
+
+
 class BlazeFace:
     """Detects faces in BGR frames; anchors and buffers are prepared once."""
 
@@ -80,18 +93,27 @@ class BlazeFace:
         self._min_logit = math.log(min_score / (1.0 - min_score))
         self._canvas = np.zeros((self.size, self.size, 3), np.uint8)
         self._tensor = np.zeros((1, self.size, self.size, 3), np.float32)
+        self._fitted: tuple[int, int] | None = None  # resized frame size the canvas border was cleared for
+        self._lut = input_lut()
+        self._origin = np.zeros(2, np.float32)
 
     def _letterbox(self, image: np.ndarray) -> tuple[float, float, float]:
-        """Fit ``image`` into the input canvas; returns (scale, x offset, y offset) in input pixels."""
+        """Fit ``image`` into the input tensor; returns (scale, x offset, y offset) in input pixels.
+
+        Resize (bilinear, as MediaPipe's ImageToTensor), BGR -> RGB into the
+        canvas (its black border is cleared only when the fitted size changes),
+        then one table look-up per byte into the float32 tensor.
+        """
         h, w = image.shape[:2]
         scale = self.size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         ox, oy = (self.size - nw) // 2, (self.size - nh) // 2
-        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)  # as MediaPipe's ImageToTensor
-        self._canvas.fill(0)
+        if self._fitted != (nw, nh):
+            self._canvas.fill(0)
+            self._fitted = (nw, nh)
+        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
         self._canvas[oy:oy + nh, ox:ox + nw] = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        np.multiply(self._canvas, 1.0 / 127.5, out=self._tensor[0], casting="unsafe")
-        self._tensor -= 1.0
+        cv2.LUT(self._canvas, self._lut, dst=self._tensor[0])  # writes in place (float32, C-contiguous)
         return scale, float(ox), float(oy)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -106,12 +128,16 @@ class BlazeFace:
         scale, ox, oy = self._letterbox(image)
         self.interpreter.set_tensor(self._input_index, self._tensor)
         self.interpreter.invoke()
-        logits = self.interpreter.get_tensor(self._scores_index)[0, :, 0]
+        # tensor(i)() is a view of the output buffer (no copy of the 896 x 16 boxes); only the rows
+        # above the threshold are copied out, and no view outlives this call (invoke() forbids it)
+        logits = self.interpreter.tensor(self._scores_index)()[0, :, 0]
         keep = np.flatnonzero(logits > self._min_logit)
         if keep.size == 0:
             return []
-        raw = self.interpreter.get_tensor(self._boxes_index)[0, keep]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -SCORE_CLIP, SCORE_CLIP)))
+        kept_logits = logits[keep]
+        del logits
+        raw = self.interpreter.tensor(self._boxes_index)()[0, keep]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(kept_logits, -SCORE_CLIP, SCORE_CLIP)))
         return self._decode(raw, self.anchors[keep], scores, scale, ox, oy)
 
     def _decode(self, raw, anchors, scores, scale, ox, oy) -> list[Detection]:
@@ -128,6 +154,7 @@ class BlazeFace:
             bw, bh = (box[2] - box[0]) / scale, (box[3] - box[1]) / scale
             if max(bw, bh) < self.options.min_face_px:
                 continue
-            kp_px = ((kp - np.array([ox, oy], np.float32)) / scale).astype(np.float32)
+            self._origin[:] = (ox, oy)
+            kp_px = ((kp - self._origin) / scale).astype(np.float32)
             found.append(Detection(BBox(float(x0), float(y0), float(bw), float(bh)), score, kp_px))
         return found
