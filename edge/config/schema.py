@@ -231,7 +231,9 @@ def read_yaml(path: str | Path) -> dict:
             loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_error(p, exc)) from exc
-    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise ConfigError(f"{p}: not valid YAML (nested too deeply)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read ({type(exc).__name__})") from exc
     if data is None:
         return {}

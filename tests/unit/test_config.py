@@ -137,6 +137,14 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     assert time.monotonic() - t0 < 2.0 and "a0: Extra inputs are not permitted" in msg
 
 
+def test_deeply_nested_or_binary_yaml_is_one_line(tmp_path):
+    assert _problems(tmp_path, "a: " + "[" * 5000 + "\n").endswith("not valid YAML (nested too deeply)")
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(p)
+
+
 def test_bad_yaml_names_its_line(tmp_path):
     msg = _problems(tmp_path, "mqtt:\n\tport: 1\n")
     assert "not valid YAML" in msg and "at line 2, column 1" in msg and len(msg.splitlines()) == 1
