@@ -71,10 +71,12 @@ def test_evaluate_tflite_without_tensorflow(no_tf_env, fer_subset, tmp_path):
 @pytest.mark.parametrize("args", [
     ["fit", "--data", "DATA", "--out", "OUT"],
     ["recover", "--tflite", "edge/models/emotion_int8.tflite", "--data", "DATA", "--out", "x.keras"],
-    ["evaluate", "--model", "model.keras", "--data", "DATA"],
+    ["evaluate", "--model", "KERAS", "--data", "DATA"],
 ])
-def test_tensorflow_commands_say_so_in_one_line(no_tf_env, fer_subset, args):
-    args = [str(fer_subset) if a == "DATA" else a for a in args]
+def test_tensorflow_commands_say_so_in_one_line(no_tf_env, fer_subset, tmp_path, args):
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(b"PK")  # exists: the missing package, not the file, is the error
+    args = [{"DATA": str(fer_subset), "KERAS": str(keras_file)}.get(a, a) for a in args]
     res = _train(no_tf_env, *args)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1] == res.stderr.strip()  # one line
