@@ -100,6 +100,7 @@ def preprocess_face(
     at a tenth of the cost; small crops: ``INTER_AREA`` when shrinking,
     ``INTER_LINEAR`` when growing), BGR -> grey (ITU-R BT.601 weights,
     OpenCV), optional in-plane rotation that levels the eyes, scale to [0, 1].
+    The first steps are :func:`face_grey`; this function only scales its output.
 
     Args:
         image: uint8 image, grey (H, W) or BGR (H, W, 3) as OpenCV decodes it.
@@ -111,11 +112,33 @@ def preprocess_face(
             the detector's keypoints; when given the crop is rotated to level them.
 
     Returns:
-        float32 array of shape (size, size), values in [0, 1].
+        float32 array of shape (size, size), values in [0, 1] (``grey * float32(1/255)``).
 
     Raises:
         ValueError: if the image is empty, not uint8 grey/BGR, or the crop
             window does not overlap the image.
+    """
+    return face_grey(image, bbox, margin=margin, size=size, eyes=eyes).astype(np.float32) * np.float32(PIXEL_SCALE)
+
+
+def face_grey(
+    image: np.ndarray,
+    bbox: tuple[float, float, float, float] | None = None,
+    *,
+    margin: float = 0.0,
+    size: int = INPUT_SIZE,
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> np.ndarray:
+    """:func:`preprocess_face` before the scaling: the uint8 grey face, (size, size).
+
+    ``preprocess_face(...) == face_grey(...).astype(float32) * float32(1/255)``
+    exactly; the runtime classifier quantises this array with a 256-entry
+    table instead (:meth:`edge.classify.EmotionClassifier.predict_grey`).
+    Arguments and errors as :func:`preprocess_face`.
+
+    Returns:
+        uint8 array (size, size); may be a view of ``image`` when no resize,
+        colour conversion or rotation was needed (copy it before changing it).
     """
     if image.ndim not in (2, 3) or image.size == 0 or image.dtype != np.uint8:
         raise ValueError(f"expected a non-empty uint8 grey or BGR image, got {image.dtype} {image.shape}")
@@ -136,4 +159,4 @@ def preprocess_face(
         k = size / box.side
         shifted = tuple(((ex - box.x0) * k, (ey - box.y0) * k) for ex, ey in eyes)
         patch = _level_eyes(patch, shifted)  # type: ignore[arg-type]
-    return patch.astype(np.float32) * np.float32(PIXEL_SCALE)
+    return patch

@@ -156,9 +156,9 @@ class FramePipeline:
         scores: list[EmotionScores] = []
         if faces:
             with times.stage("preprocess"):
-                crops = self.classifier.crop_batch(frame.image, [f.detection for f in faces], self.options.align)
+                grey = self.classifier.grey_batch(frame.image, [f.detection for f in faces], self.options.align)
             with times.stage("classify"):
-                probs = self.classifier.predict_batch(crops)
+                probs = self.classifier.predict_grey(grey)
             scores = [EmotionScores(p, self.classifier.labels) for p in probs]
         return ClassifiedFrame(frame, step.detections is not None, faces, scores, removed, times)
 

@@ -91,11 +91,11 @@ class _FailingClassifier(EmotionClassifier):
         super().__init__()
         self.fail_at, self.calls = fail_at, 0
 
-    def predict_batch(self, faces, batch_size=None):
+    def predict_grey(self, grey, batch_size=None):
         self.calls += 1
         if self.calls > self.fail_at:
             raise ValueError("classifier exploded")
-        return super().predict_batch(faces, batch_size)
+        return super().predict_grey(grey, batch_size)
 
 
 def _consume_bounded(iterator) -> tuple[list, BaseException | None, bool]:

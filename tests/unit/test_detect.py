@@ -60,3 +60,23 @@ def test_weighted_nms_merges_overlaps_by_score():
     assert len(out) == 2
     assert out[0][2] == pytest.approx(0.9)
     assert out[0][0][0] == pytest.approx(0.1, abs=1e-5)  # 0.9*0 + 0.1*1
+
+
+def test_letterbox_tensor_is_bit_identical_to_the_reference_formula(videos):
+    """The LUT letterbox gives MediaPipe's normalisation exactly, also when the frame size changes."""
+    import cv2
+
+    det = BlazeFace()
+    for clip, index in (("fer_woman2.mp4", 100), ("liveportrait_d19.mp4", 60), ("fer_woman2.mp4", 10)):
+        frame = read_frame(videos / clip, index)
+        det._letterbox(frame)
+        h, w = frame.shape[:2]
+        scale = det.size / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        ox, oy = (det.size - nw) // 2, (det.size - nh) // 2
+        canvas = np.zeros((det.size, det.size, 3), np.uint8)
+        canvas[oy:oy + nh, ox:ox + nw] = cv2.cvtColor(cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR),
+                                                      cv2.COLOR_BGR2RGB)
+        ref = canvas.astype(np.float64) * (1.0 / 127.5)
+        ref = ref.astype(np.float32) - np.float32(1.0)
+        assert np.array_equal(det._tensor[0], ref), clip

@@ -74,3 +74,64 @@ def test_runtime_crop_of_a_detected_face_is_a_face_sized_input(d19):
     det = BlazeFace().detect(frame)[0]
     face = preprocess_face(frame, det.bbox.as_tuple(), margin=0.15)
     assert face.std() > 0.05  # real texture, not padding
+
+
+def _reference_preprocess(image, bbox, margin, eyes):
+    """The preprocessing as it was before the runtime's uint8 path (commit 7e76698), kept verbatim as the oracle."""
+    from edge.preprocess import _level_eyes, crop_square
+
+    box = square_crop_box(*bbox, margin=margin)
+    patch = crop_square(image, box)
+    if patch.shape[0] > 2 * INPUT_SIZE:
+        patch = cv2.resize(patch, (2 * INPUT_SIZE, 2 * INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    if patch.shape[0] != INPUT_SIZE or patch.shape[1] != INPUT_SIZE:
+        interp = cv2.INTER_AREA if patch.shape[0] > INPUT_SIZE else cv2.INTER_LINEAR
+        patch = cv2.resize(patch, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
+    if patch.ndim == 3:
+        patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    if eyes is not None:
+        k = INPUT_SIZE / box.side
+        patch = _level_eyes(patch, tuple(((ex - box.x0) * k, (ey - box.y0) * k) for ex, ey in eyes))
+    return patch.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def _real_faces(videos):
+    """(frame, detection) pairs: faces BlazeFace finds in three clips (large, small, several per frame)."""
+    detector = BlazeFace()
+    pairs = []
+    for clip, indices in (("liveportrait_d19.mp4", (10, 150, 240)), ("facerec_short_hamilton_clip.mp4", (20, 260)),
+                          ("fer_woman2.mp4", (50, 300)), ("liveportrait_d18.mp4", (30, 120, 200))):
+        for i in indices:
+            frame = read_frame(videos / clip, i)
+            pairs.extend((frame, d) for d in detector.detect(frame))
+    assert len(pairs) >= 8
+    return pairs
+
+
+def test_runtime_preprocessing_is_bit_identical_to_the_reference_on_real_faces(videos):
+    """Training, calibration and the runtime must see the same arrays: no change of a single bit."""
+    from edge.preprocess import face_grey
+
+    for frame, det in _real_faces(videos):
+        for margin in (0.0, 0.10, 0.4):  # 0.4 pushes some crops past the frame border
+            for eyes in (None, det.eyes):
+                ref = _reference_preprocess(frame, det.bbox.as_tuple(), margin, eyes)
+                new = preprocess_face(frame, det.bbox.as_tuple(), margin=margin, eyes=eyes)
+                grey = face_grey(frame, det.bbox.as_tuple(), margin=margin, eyes=eyes)
+                assert new.dtype == np.float32 and np.array_equal(new, ref)
+                assert grey.dtype == np.uint8 and np.array_equal(grey.astype(np.float32) * np.float32(1 / 255), ref)
+
+
+def test_classifier_uint8_path_gives_the_float_path_scores_bit_for_bit(videos):
+    """predict_grey(grey_batch) == predict_batch(preprocess_face) on real faces, with and without tta_flip."""
+    from edge.classify import EmotionClassifier
+
+    pairs = _real_faces(videos)
+    for tta in (False, True):
+        clf = EmotionClassifier(tta_flip=tta)
+        for align in (False, True):
+            floats = np.stack([clf.crop(f, d, align) for f, d in pairs])
+            grey = np.concatenate([clf.grey_batch(f, [d], align) for f, d in pairs])
+            assert np.array_equal(grey.astype(np.float32) * np.float32(1 / 255), floats)
+            assert np.array_equal(clf.predict_grey(grey), clf.predict_batch(floats))
+            assert np.array_equal(clf.predict_grey(grey, batch_size=3), clf.predict_batch(floats, batch_size=3))
