@@ -94,6 +94,7 @@ class MqttPublisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._started = False
+        self._refused = False
         self._problems = RateLimitedLog(log, PROBLEM_LOG_EVERY_S)
         self._sender = self._new_sender()
         self.client = self._make_client()
@@ -146,6 +147,7 @@ class MqttPublisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         try:
             if reason_code.is_failure:
+                self._refused = True  # paho disconnects next: that is not a second problem
                 self._problems.log("refused", logging.WARNING, "MQTT broker %s refused the connection: %s; "
                                    "retrying every 1-%d s", self.address, reason_code, self._retry_max())
                 return
@@ -177,7 +179,9 @@ class MqttPublisher:
         if self._stop.is_set():
             self.connected.clear()
             return
-        if self.connected.is_set():
+        if self._refused:
+            self._refused = False
+        elif self.connected.is_set():
             self._problems.log("lost", logging.WARNING, "MQTT connection to %s lost (%s); reconnecting every 1-%d s",
                                self.address, reason_code, self._retry_max())
         else:

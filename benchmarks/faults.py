@@ -1,0 +1,277 @@
+"""Fault injection and soak against a real mosquitto on 127.0.0.1 (a script that prints tables, not a CI test).
+
+Scenarios (each counts events by ``boot_id``/``seq`` at a real subscriber):
+
+* ``drain``: N events stored in the outbox, the broker killed K times while they
+  drain (SIGTERM: mosquitto keeps what it acknowledged; SIGKILL: it loses what it
+  held in memory, which no publisher can see);
+* ``daemon-kill``: the real daemon SIGKILLed K times on a clip with faces, then
+  stopped with SIGTERM; gaps in ``seq`` below the highest one received are lost
+  events; every ``track_started`` must be matched by a ``track_ended``
+  (a killed run's tracks are closed at the next start, ``reason: "restart"``);
+* ``full-disk``: the outbox on a 1 MiB tmpfs (needs root), broker down until the
+  disk fills, then space returns and the broker comes back;
+* ``commands``: 1,000 ``ping``, 100 oversized (1 MB) and 100 wrong-token commands;
+* ``soak``: the daemon on a looped clip for ``--soak-minutes``: RSS, fds and threads.
+
+    .venv/bin/python benchmarks/faults.py --scenarios drain,daemon-kill,full-disk,commands --soak-minutes 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+
+from benchmarks.common import SHARED, machine, table  # noqa: E402
+from conftest import Mosquitto  # noqa: E402
+from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_config  # noqa: E402
+
+EVENT = "edge-fer/t1/cam0/event"
+CLIP = SHARED / "videos" / "facerec_short_hamilton_clip.mp4"  # faces come and go: many events
+
+
+def broker(tmp: Path) -> Mosquitto:
+    """Persistent broker, unlimited queue for offline persistent subscribers, stays root (private tmp)."""
+    b = Mosquitto(tmp, persistent=True)
+    b.conf.write_text(b.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n")
+    return b
+
+
+def count(events: list[dict], created: int | None = None) -> dict:
+    """created/received/lost/duplicated over every boot: created is the highest seq per boot unless given."""
+    by_boot: dict[str, list[int]] = {}
+    for e in events:
+        by_boot.setdefault(e["boot_id"], []).append(e["seq"])
+    received = sum(len(set(s)) for s in by_boot.values())
+    dup = sum(len(s) - len(set(s)) for s in by_boot.values())
+    top = sum(max(s) for s in by_boot.values()) if created is None else created
+    return {"boots": len(by_boot), "created": top, "received": received, "lost": top - received, "duplicated": dup}
+
+
+def proc_stats(pid: int) -> tuple[float, int, int]:
+    """(RSS MB, open fds, threads) of a process."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    rss = next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) / 1024
+    threads = next(int(x.split()[1]) for x in status if x.startswith("Threads:"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
+def _drain_events(n: int, boot: str) -> list:
+    from edge.publish.queue import OutgoingMessage
+
+    return [OutgoingMessage(EVENT, json.dumps({"boot_id": boot, "seq": i}).encode()) for i in range(1, n + 1)]
+
+
+def scenario_drain(tmp: Path, n: int, kills: int, sig: int) -> dict:
+    """N stored events drained while the broker is killed ``kills`` times with ``sig``."""
+    from edge.config.schema import MQTTConfig
+    from edge.publish.mqtt import MqttPublisher
+    from edge.publish.queue import MessageQueue
+    from edge.publish.topics import Topics
+
+    b = broker(tmp)
+    b.start()
+    sub = Subscriber(b.port, client_id=f"drain-{sig}", persistent=True)
+    sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
+    pub = MqttPublisher(MQTTConfig(host="127.0.0.1", port=b.port, keepalive_s=5, reconnect_max_s=1),
+                        Topics("edge-fer", "t1"), MessageQueue(tmp / f"drain{sig}.sqlite"))
+    msgs = _drain_events(n, f"drain-{sig}")
+    for i in range(0, n, 500):
+        pub.outbox.put_many(msgs[i:i + 500])
+    pub.start()
+    t0 = time.monotonic()
+    for k in range(kills):
+        target = n - (k + 1) * n // (kills + 1)
+        while pub.queued > target and time.monotonic() - t0 < 300:
+            time.sleep(0.005)
+        b.proc.send_signal(sig)
+        b.proc.wait(10)
+        time.sleep(1.0)
+        b.start()
+    while pub.queued and time.monotonic() - t0 < 600:
+        time.sleep(0.05)
+    time.sleep(2.0)
+    alive = pub.alive
+    pub.stop()
+    result = count(sub.json_on(EVENT), created=n)
+    sub.close()
+    b.stop()
+    return {**result, "sender alive": alive, "s": round(time.monotonic() - t0, 1)}
+
+
+def scenario_daemon_kill(tmp: Path, kills: int, every_s: float) -> dict:
+    """The daemon SIGKILLed ``kills`` times (every ``every_s`` s), restarted, finally SIGTERMed."""
+    b = broker(tmp)
+    b.start()
+    sub = Subscriber(b.port, client_id="daemon-kill", persistent=True)
+    cfg, mport = write_config(tmp, b.port, str(CLIP))
+    proc = start_daemon(cfg, tmp / "daemon-kill.log")
+    for _ in range(kills):
+        time.sleep(every_s)
+        proc.kill()
+        proc.wait(10)
+        proc = start_daemon(cfg, tmp / "daemon-kill.log")
+    time.sleep(every_s)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    time.sleep(2.0)
+    events = sub.json_on(EVENT)
+    sub.close()
+    b.stop()
+    started = sum(e["type"] == "track_started" for e in events)
+    ended = sum(e["type"] == "track_ended" for e in events)
+    restart = sum(e.get("reason") == "restart" for e in events)
+    return {**count(events), "track_started": started, "track_ended": ended, "closed at restart": restart}
+
+
+def scenario_full_disk(tmp: Path) -> dict:
+    """Outbox on a 1 MiB tmpfs: fill it with the broker down, then free space and bring the broker back."""
+    mnt = tmp / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)]).returncode:
+        return {"skipped": "mount needs root"}
+    b = broker(tmp)
+    b.start()
+    sub = Subscriber(b.port, client_id="full-disk", persistent=True)
+    sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
+    time.sleep(0.3)
+    b.stop()
+    cfg, mport = write_config(tmp, b.port, str(CLIP), mqtt={"queue_path": str(mnt / "outbox.sqlite")})
+    (mnt / "filler").write_bytes(b"\0" * (1024 * 1024 - 160 * 1024))
+    proc = start_daemon(cfg, tmp / "full-disk.log")
+    try:
+        wait_metric(mport, 'edge_fer_events_dropped_total{reason="disk_full"}', lambda v: v > 0, timeout=120)
+        time.sleep(3)
+        (mnt / "filler").unlink()
+        b.start()
+        wait_metric(mport, "edge_fer_mqtt_queued_events", lambda v: v == 0, timeout=60)
+        m = scrape(mport)
+        alive = proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        time.sleep(1.0)
+        created = int(sum(v for k, v in m.items() if k.startswith("edge_fer_events_published_total")))
+        dropped = int(m['edge_fer_events_dropped_total{reason="disk_full"}'])
+        res = count(sub.json_on(EVENT), created=created)
+        return {**res, "dropped (disk_full)": dropped, "lost beyond drops": res["lost"] - dropped,
+                "alive while full": alive, "warnings": (tmp / "full-disk.log").read_text().count("disk full")}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+        b.stop()
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def scenario_commands(tmp: Path) -> dict:
+    """1,000 pings, 100 oversized (1 MB) and 100 wrong-token commands; replies, time and RSS."""
+    b = Mosquitto(tmp)
+    b.start()
+    tok = tmp / "token"
+    tok.write_text("bench-token\n")
+    cfg, mport = write_config(tmp, b.port, str(CLIP), mqtt={"command_token_file": str(tok)})
+    proc = start_daemon(cfg, tmp / "commands.log")
+    sub = Subscriber(b.port)
+    try:
+        sub.wait_for(lambda: sub.json_on(EVENT), timeout=30, what="an event")
+        rss0 = proc_stats(proc.pid)[0]
+        t0 = time.monotonic()
+        for i in range(1000):
+            sub.client.publish("edge-fer/t1/cmd", json.dumps({"cmd": "ping", "id": i, "token": "bench-token"}), qos=1)
+        for i in range(100):
+            sub.client.publish("edge-fer/t1/cmd", json.dumps({"cmd": "ping", "id": "x" * 1_000_000}), qos=1)
+            sub.client.publish("edge-fer/t1/cmd", json.dumps({"cmd": "pause", "source": "cam0", "token": "no"}), qos=1)
+        sub.wait_for(lambda: len(sub.on("edge-fer/t1/cmd/result")) >= 1200, timeout=120, what="1200 replies")
+        took = time.monotonic() - t0
+        replies = sub.json_on("edge-fer/t1/cmd/result")
+        m = scrape(mport)
+        return {"replies": len(replies), "ok": sum(r["ok"] for r in replies), "s": round(took, 2),
+                "largest reply (B)": max(len(json.dumps(r)) for r in replies),
+                "rejected too_large": m['edge_fer_commands_rejected_total{reason="too_large"}'],
+                "rejected bad_token": m['edge_fer_commands_rejected_total{reason="bad_token"}'],
+                "RSS growth (MB)": round(proc_stats(proc.pid)[0] - rss0, 1)}
+    finally:
+        proc.kill()
+        sub.close()
+        b.stop()
+
+
+def scenario_soak(tmp: Path, minutes: float) -> list[list[str]]:
+    """The daemon on the looped clip for ``minutes``: RSS, fds, threads, frames, events at checkpoints."""
+    b = Mosquitto(tmp)
+    b.start()
+    cfg, mport = write_config(tmp, b.port, str(CLIP))
+    proc = start_daemon(cfg, tmp / "soak.log")
+    rows, t0 = [], time.monotonic()
+    checkpoints = sorted({0.5, 1.0, *[m for m in (2, 5, 10, 15, 20, 30) if m < minutes], minutes})
+    try:
+        for minute in checkpoints:
+            time.sleep(max(0.0, t0 + minute * 60 - time.monotonic()))
+            m = scrape(mport)
+            rss, fds, threads = proc_stats(proc.pid)
+            events = sum(v for k, v in m.items() if k.startswith("edge_fer_events_published_total"))
+            frames = m['edge_fer_frames_processed_total{source="cam0"}']
+            rows.append([f"{minute:g}", f"{frames:.0f}",
+                         f"{events:.0f}", f"{m['edge_fer_mqtt_queued_events']:.0f}", f"{rss:.1f}", str(fds),
+                         str(threads)])
+            print(rows[-1], flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        b.stop()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenarios", default="drain,daemon-kill,full-disk,commands")
+    ap.add_argument("--events", type=int, default=20_000, help="events in the drain scenario")
+    ap.add_argument("--kills", type=int, default=10, help="broker kills during the drain")
+    ap.add_argument("--daemon-kills", type=int, default=5)
+    ap.add_argument("--soak-minutes", type=float, default=0, help="0: no soak")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="edge-fer-faults-"))
+    wanted = args.scenarios.split(",")
+    rows = []
+    for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGKILL, "SIGKILL")):
+        if "drain" in wanted:
+            r = scenario_drain(tmp / f"drain-{name}", args.events, args.kills, sig)
+            rows.append([f"drain {args.events}, {args.kills} broker {name}", *_cells(r)])
+            print(rows[-1], flush=True)
+    runs = {"daemon-kill": lambda d: scenario_daemon_kill(d, args.daemon_kills, 6.0),
+            "full-disk": scenario_full_disk, "commands": scenario_commands}
+    for name, fn in runs.items():
+        if name in wanted:
+            d = tmp / name
+            d.mkdir()
+            r = fn(d)
+            rows.append([name, *_cells(r)])
+            print(rows[-1], flush=True)
+    print(f"\nmachine: {machine()}\n")
+    print(table(rows, ["scenario", "result"]))
+    if args.soak_minutes:
+        d = tmp / "soak"
+        d.mkdir()
+        soak = scenario_soak(d, args.soak_minutes)
+        print()
+        print(table(soak, ["minutes", "frames", "events", "queued", "RSS (MB)", "fds", "threads"]))
+
+
+def _cells(r: dict) -> list[str]:
+    return [", ".join(f"{k} {v}" for k, v in r.items())]
+
+
+if __name__ == "__main__":
+    main()
