@@ -133,7 +133,9 @@ class AnnotatedVideo:
                "-r", f"{self.fps:.6f}", "-i", "-", "-an", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
                "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
                "-movflags", "+faststart", str(self.path)]
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        # own session: Ctrl-C stops edge-fer, which then closes the pipe so ffmpeg finishes a playable file
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                start_new_session=True)
 
     def write(self, image: np.ndarray, faces: list[DrawnFace]) -> None:
         """Annotate a copy of ``image`` (uint8 BGR, H x W x 3) and append it.

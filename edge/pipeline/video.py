@@ -143,9 +143,12 @@ class VideoJob:
             self.end_events = self.pipeline.finish()
             with self.timer.stage("write"):
                 self.outputs.write_events(self.end_events)
-        finally:
+        except BaseException:  # Ctrl-C, an early break, a failed stage: close, keep the original error
             bar.close()
-            self.close()
+            self.close(quiet=True)
+            raise
+        bar.close()
+        self.close()
         self._finish(frames, last_t, first_frame_s or 0.0, time.perf_counter() - t_start)
 
     def _finish(self, frames: int, last_t: float, first_frame_s: float, elapsed: float) -> None:
@@ -172,7 +175,19 @@ class VideoJob:
             pass
         return self.summary  # type: ignore[return-value]
 
-    def close(self) -> None:
-        """Stop decoding and close the outputs (safe to call twice; a stopped job has no summary)."""
+    def close(self, quiet: bool = False) -> None:
+        """Stop decoding and close the outputs (safe to call twice; a stopped job has no summary).
+
+        Args:
+            quiet: Log instead of raising an output error (used while another error propagates).
+
+        Raises:
+            OSError: an output could not be finished (not with ``quiet``).
+        """
         self.source.close()
-        self.outputs.close()
+        try:
+            self.outputs.close()
+        except OSError as exc:
+            if not quiet:
+                raise
+            log.warning("%s", exc)
