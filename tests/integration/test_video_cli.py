@@ -185,3 +185,27 @@ def test_ffmpeg_and_litert_noise_only_at_debug(videos, tmp_path):
     res = run_edge_fer("--video", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--log-level", "DEBUG")
     assert res.returncode == codes.OK and "XNNPACK" in res.stderr
     assert "[h264 @" in res.stderr and "[h264" not in res.stdout  # FFmpeg's own lines, on stderr
+
+
+@pytest.mark.integration
+def test_ctrl_c_exits_130_and_leaves_a_playable_partial_mp4(d19, tmp_path):
+    import signal
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    clip = tmp_path / "long.mp4"  # ~7,750 frames: far longer than the 3 s before the interrupt
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "30", "-i", str(d19), "-c", "copy", str(clip)],
+                   check=True, timeout=60)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "--video", str(clip), "--out", str(tmp_path / "o"),
+                             "--annotate", str(tmp_path / "a.mp4"), "--no-progress"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == codes.INTERRUPTED and err.strip().splitlines()[-1] == "edge-fer: interrupted", err
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
+                            "-of", "csv=p=0", str(tmp_path / "a.mp4")], capture_output=True, text=True, timeout=60)
+    codec, count = probe.stdout.strip().split(",")
+    assert codec == "h264" and 0 < int(count) < 7750
