@@ -1,22 +1,36 @@
-"""Whole ``edge-fer --video`` process vs a bare ``cv2.VideoCapture`` read loop, in one run.
+"""Whole ``edge-fer --video`` process vs a bare ``cv2.VideoCapture`` read loop: before and after, in one run.
 
 ``liveportrait_d18.mp4`` (H.264 480x480, one face) is concatenated without
-re-encoding (``ffmpeg -f concat -c copy``) to >= 10,000 frames. Each
-pipeline run is a separate process, timed from start to exit (start-up
-included, no --annotate); peak RSS from ``getrusage(RUSAGE_CHILDREN)``.
+re-encoding (``ffmpeg -f concat -c copy``) to >= 10,000 frames. Each pipeline
+run is a separate process, timed from start to exit (start-up included, no
+``--annotate``); peak RSS from ``wait4`` (that child's ``ru_maxrss``).
+Runs of one round follow each other (a decode-only loop first), so every
+ratio compares numbers taken within seconds of each other; ``--runs`` rounds
+give the range (the host may be shared: say so when reporting).
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--model M.tflite] [--tta-flip]
+Variants (the ``before`` tree is ``git archive`` of ``--before``, run from a
+temporary folder with the same virtual environment):
+
+* ``before``: ``edge-fer --video`` of commit ``--before`` (sequential pipeline).
+* ``after, sequential``: ``edge-fer --video`` of this tree, pipeline in one thread.
+* ``after, parallel``: the same CLI with :class:`edge.pipeline.parallel.ParallelRunner`
+  in :class:`edge.pipeline.video.VideoJob` (detect thread), as video.py uses it
+  once wired (until then this script plugs it in, in the child process).
+
+    .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--runs 3] [--before 7e76698] [--model M] [--tta-flip]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,8 +40,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, SHARED, concat_clip, machine, table  # noqa: E402
 
+#: The last commit before issue 15's pipeline work (sequential pipeline, float preprocessing path).
+BEFORE = "7e76698"
+VARIANTS = ("before", "after, sequential", "after, parallel")
+
+
+@dataclass
+class Samples:
+    """Measurements of one variant at one ``detect_every`` over the rounds."""
+
+    ratio: list[float] = field(default_factory=list)
+    fps: list[float] = field(default_factory=list)
+    first_s: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    stages: list[dict] = field(default_factory=list)
+
 
 def decode_fps(path: Path) -> tuple[float, int]:
+    """(frames per second, frames) of a bare OpenCV read loop over the clip."""
     cap = cv2.VideoCapture(str(path))
     n, t0 = 0, time.perf_counter()
     while cap.read()[0]:
@@ -35,47 +65,148 @@ def decode_fps(path: Path) -> tuple[float, int]:
     return n / (time.perf_counter() - t0), n
 
 
-def run_pipeline(path: Path, out: Path, detect_every: int, extra: list[str]) -> tuple[float, dict, float]:
-    """(wall seconds, summary.json, peak RSS MB of this child); ``extra``: more ``edge-fer`` options."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def child_parallel(argv: list[str]) -> int:
+    """``edge-fer`` with ``VideoJob`` iterating through a ParallelRunner (unless video.py already does)."""
+    import inspect
+
+    from edge.cli.main import main
+    from edge.pipeline import video
+
+    if "ParallelRunner" not in inspect.getsource(video):
+        video.VideoJob.__iter__ = _parallel_iter  # type: ignore[method-assign]
+    return main(argv)
+
+
+def _parallel_iter(self):
+    """``VideoJob.__iter__`` with the runner: the change proposed for edge/pipeline/video.py."""
+    from edge.pipeline.parallel import ParallelRunner
+    from edge.pipeline.timing import process_age_s
+    from edge.pipeline.video import _progress
+
+    if self._used:
+        raise RuntimeError("a VideoJob can be iterated once")
+    self._used = True
+    t_start = time.perf_counter()
+    frames, last_t, first_frame_s = 0, 0.0, None
+    bar = _progress(self.source.declared_frames, self.progress)
+    try:
+        t_wait = time.perf_counter()
+        for item in ParallelRunner(self.pipeline).run(self.source):
+            frame, result = item.frame, item.result
+            self.timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decode + detect threads
+            if first_frame_s is None:
+                first_frame_s = process_age_s() or time.perf_counter() - t_start
+            with self.timer.stage("write"):
+                self.outputs.write(frame, result)
+            frames, last_t = frames + 1, frame.time_s
+            bar.update(1)
+            yield frame, result
+            t_wait = time.perf_counter()
+        with self.timer.stage("write"):
+            self.outputs.write_events(self.pipeline.finish())
+    finally:
+        bar.close()
+        self.close()
+    self._finish(frames, last_t, first_frame_s or 0.0, time.perf_counter() - t_start)
+
+
+def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int, extra: list[str]) -> tuple[float, dict, float]:
+    """(wall seconds, summary.json, peak RSS MB of this child) of one ``edge-fer --video`` process."""
+    args = ["--video", str(clip), "--out", str(out), "--no-progress", "--detect-every", str(every), *extra]
+    if variant == "after, parallel":
+        cmd = [sys.executable, __file__, "--child-parallel", json.dumps(args)]
+    else:
+        cmd = [sys.executable, "-m", "edge.cli", *args]
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edge.cli", "--video", str(path), "--out", str(out), "--no-progress",
-                    "--detect-every", str(detect_every), *extra],
-                   cwd=ROOT, check=True, capture_output=True)
-    wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far (KiB)
-    return wall, json.loads((out / "summary.json").read_text()), max(peak, before) / 1024
+    with open(out.parent / f"{out.name}.log", "w+") as log:
+        proc = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (peak RSS in KiB)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            log.seek(0)
+            raise SystemExit(f"{variant}: exit {proc.returncode}: {log.read().strip()[-500:]}")
+    peak = usage.ru_maxrss
+    return wall, json.loads((out / "summary.json").read_text()), peak / 1024
+
+
+def before_tree(rev: str, tmp: Path) -> Path:
+    """``git archive`` of ``rev`` unpacked under ``tmp`` (models included)."""
+    tree = tmp / f"before-{rev}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def span(values: list[float], fmt: str) -> str:
+    """``median (min-max)`` of the values, or the one value."""
+    values = [v for v in values if v == v]  # drop NaN
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str]):
+    """Every round: decode-only, then each variant at detect every 1 and 5 (order rotated per round)."""
+    samples = {(v, e): Samples() for v in VARIANTS for e in (1, 5)}
+    decode, n = [], 0
+    keys = list(samples)
+    for r in range(args.runs):
+        dec, n = decode_fps(clip)
+        decode.append(dec)
+        for variant, every in keys[r % len(keys):] + keys[:r % len(keys)]:
+            wall, summary, rss = run_pipeline(variant, trees[variant], clip, tmp / f"out-{r}-{every}", every, extra)
+            assert summary["frames"] == n, (variant, summary["frames"], n)
+            s = samples[(variant, every)]
+            s.fps.append(n / wall)
+            s.ratio.append(n / wall / dec)
+            s.first_s.append(summary["first_frame_s"])
+            s.rss_mb.append(rss)
+            s.stages.append(summary["stage_ms_per_frame"])
+        print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
+    return decode, n, samples
+
+
+def report(args, decode: list[float], n: int, samples: dict) -> None:
+    print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264); "
+          f"model: {args.model or 'default'}; tta_flip: {args.tta_flip}; {args.runs} rounds, "
+          f"median (min-max); before = commit {args.before}\n")
+    rows = [["bare cv2.VideoCapture read loop", "-", span(decode, ".0f"), "1.000", "-", "-"]]
+    for (variant, every), s in samples.items():
+        rows.append([f"edge-fer --video, {variant}", str(every), span(s.fps, ".0f"), span(s.ratio, ".3f"),
+                     span(s.first_s, ".2f"), span(s.rss_mb, ".0f")])
+    print(table(rows, ["run", "detect every", "fps", "x decode-only (same round)", "start->first classified (s)",
+                       "peak RSS (MB)"]))
+    names = sorted({k for s in samples.values() for st in s.stages for k in st})
+    print("\nper-stage ms per frame, median over rounds (decode = time the main thread waited for its input):\n")
+    head = [f"{v}, every {e}" for v, e in samples]
+    rows = [[name, *(span([st.get(name, 0.0) for st in s.stages], ".3f") for s in samples.values())] for name in names]
+    print(table(rows, ["stage", *head]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=3, help="rounds (each: decode-only + every variant)")
+    ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' rows")
     ap.add_argument("--model", default=None, help="emotion .tflite (default: the shipped default)")
     ap.add_argument("--tta-flip", action="store_true", help="classifier.tta_flip: true (config.yaml otherwise)")
+    ap.add_argument("--child-parallel", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_parallel:
+        sys.exit(child_parallel(json.loads(args.child_parallel)))
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-bench-"))
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["classifier"]["tta_flip"] = args.tta_flip
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
-    extra = ["--config", str(tmp / "config.yaml"), *(["--model", args.model] if args.model else [])]
+    extra = ["--config", str(tmp / "config.yaml"), *(["--model", str(Path(args.model).resolve())] if args.model else [])]
+    trees = {"before": before_tree(args.before, tmp), "after, sequential": ROOT, "after, parallel": ROOT}
     clip = concat_clip(SHARED / "videos" / "liveportrait_d18.mp4", args.frames, tmp / "d18_long.mp4")
-    dec_fps, n = decode_fps(clip)
-    rows, stages = [], {}
-    for every in (1, 5):
-        wall, summary, rss = run_pipeline(clip, tmp / f"out{every}", every, extra)
-        assert summary["frames"] == n
-        fps = n / wall
-        rows.append([f"edge-fer --video, detect every {every}", f"{fps:.1f}", f"{fps / dec_fps:.3f}",
-                     f"{summary['first_frame_s']:.3f}", f"{rss:.0f}"])
-        stages[every] = summary["stage_ms_per_frame"]
-    rows.insert(0, ["bare cv2.VideoCapture read loop", f"{dec_fps:.1f}", "1.000", "-", "-"])
-    print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264); "
-          f"model: {args.model or 'default'}; tta_flip: {args.tta_flip}\n")
-    print(table(rows, ["run", "fps", "x decode-only", "start->first frame classified (s)", "peak RSS (MB)"]))
-    names = sorted(set(stages[1]) | set(stages[5]))
-    print("\nper-stage ms per frame (decode = time the pipeline waited for the decoder thread):\n")
-    print(table([[s, f"{stages[1].get(s, 0):.3f}", f"{stages[5].get(s, 0):.3f}"] for s in names],
-                ["stage", "detect every 1", "detect every 5"]))
+    decode, n, samples = measure(args, clip, tmp, trees, extra)
+    report(args, decode, n, samples)
 
 
 if __name__ == "__main__":
