@@ -303,7 +303,8 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     import cv2
 
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 numpy image (H, W, 3) in BGR order, got {getattr(image, 'dtype', type(image))}")
+        got = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"expected a uint8 numpy image (H, W, 3) in BGR order, got {got}")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 4:

@@ -1,4 +1,4 @@
-"""Every user error of edge-fer, edge-fer-train and edge-fer-convert: one line, its documented exit code, no traceback."""
+"""Every user error of edge-fer, edge-fer-train and edge-fer-convert: one line, its exit code, no traceback."""
 
 import os
 import subprocess

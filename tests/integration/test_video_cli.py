@@ -205,7 +205,8 @@ def test_ctrl_c_exits_130_and_leaves_a_playable_partial_mp4(d19, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == codes.INTERRUPTED and err.strip().splitlines()[-1] == "edge-fer: interrupted", err
-    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
-                            "-of", "csv=p=0", str(tmp_path / "a.mp4")], capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                            "stream=codec_name,nb_read_frames", "-of", "csv=p=0", str(tmp_path / "a.mp4")],
+                           capture_output=True, text=True, timeout=60)
     codec, count = probe.stdout.strip().split(",")
     assert codec == "h264" and 0 < int(count) < 7750
