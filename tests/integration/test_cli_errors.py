@@ -96,3 +96,37 @@ def test_user_error_is_one_line_with_its_exit_code(case, workdir, d19):
     assert last.startswith(f"{prog}") and ": " in last and text in last, res.stderr[-2000:]  # "prog [sub]: ..."
     if "--plot" in args or "--annotate" in args:
         assert not (workdir / "o" / "frames.csv").exists()  # detected before any work
+
+
+HELP = [("edge-fer", []), ("edge-fer-train", []), ("edge-fer-train", ["fit"]), ("edge-fer-train", ["evaluate"]),
+        ("edge-fer-train", ["pack"]), ("edge-fer-train", ["recover"]), ("edge-fer-convert", [])]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("prog,sub", HELP, ids=[" ".join([p, *s]) for p, s in HELP])
+def test_every_option_has_help_and_no_raw_markup(prog, sub):
+    import re
+
+    res = subprocess.run([sys.executable, "-m", PROGS[prog], *sub, "--help"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert res.returncode == 0 and "``" not in res.stdout, res.stdout
+    if not sub:  # top level: examples and the exit-code table
+        assert "examples:" in res.stdout and "exit codes:" in res.stdout
+    options = res.stdout.split("options:", 1)[1].split("\n\n", 1)[0]
+    # every option line (two-space indent, a flag) is followed by text on its line or the next one
+    lines = options.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"^  (-{1,2}[\w-]+)(?: [A-Z_{][^ ]*)?(?:, --[\w-]+)?( {2,}\S.*)?$", line)
+        if m and not m.group(2):
+            assert i + 1 < len(lines) and lines[i + 1].startswith(" " * 10), f"no help for {m.group(1)}"
+
+
+@pytest.mark.integration
+def test_fit_help_covers_every_fit_config_field():
+    import dataclasses
+
+    from training.cli import FIT_HELP
+    from training.fit_config import FitConfig
+
+    assert set(FIT_HELP) == {f.name for f in dataclasses.fields(FitConfig)}
+    assert all(len(text) > 10 for text in FIT_HELP.values())
