@@ -211,6 +211,10 @@ class Analyzer:
         """Release the interpreters (the Analyzer is unusable afterwards)."""
         self.detector = self.classifier = None  # type: ignore[assignment]
 
+    def _check_open(self) -> None:
+        if self.detector is None:
+            raise RuntimeError("this Analyzer is closed")
+
     def analyze_image(self, image_bgr: np.ndarray) -> list[Face]:
         """Detect every face of one image and classify its emotion (no tracking, no smoothing).
 
@@ -224,7 +228,9 @@ class Analyzer:
 
         Raises:
             ValueError: not a uint8 image of 2 or 3 dimensions with 1, 3 or 4 channels.
+            RuntimeError: the Analyzer is closed.
         """
+        self._check_open()
         image = _as_bgr(image_bgr)
         detections = self.detector.detect(image)
         scores = self.classifier.classify(image, detections, self.config.classifier.align)
@@ -253,6 +259,7 @@ class Analyzer:
         """
         from edge.pipeline.video import VideoJob
 
+        self._check_open()
         job = VideoJob(path, self.config, self.detector, self.classifier,
                        out_dir=Path(out_dir) if out_dir is not None else None,
                        annotate=Path(annotate) if annotate is not None else None, plot=plot, progress=progress)
@@ -276,6 +283,7 @@ class Analyzer:
         from edge.capture.live import LiveOptions, LiveSource
         from edge.pipeline.factory import build_pipeline
 
+        self._check_open()
         pipeline = build_pipeline(self.config, "stream", self.detector, self.classifier)
         src = LiveSource("stream", source, LiveOptions(read_timeout_s=read_timeout_s))
         src.start()

@@ -89,3 +89,7 @@ def test_missing_video_and_model_errors(analyzer, tmp_path):
     assert err.value.kind == "missing"
     with pytest.raises(ModelError, match="model file not found"):
         Analyzer(model=tmp_path / "none.tflite")
+    with Analyzer(model="fer2013-fast") as fer:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        fer.analyze_image(np.zeros((64, 64, 3), np.uint8))
