@@ -108,6 +108,7 @@ def open_clients(url: str, kind: str) -> list:
 
 
 def close_clients(clients: list) -> None:
+    """End the watchers started by :func:`open_clients`."""
     for client in clients:
         if isinstance(client, subprocess.Popen):
             client.terminate()
@@ -164,6 +165,7 @@ def fps_phases(args) -> list[list]:
 
 
 def rss_mb() -> float:
+    """Resident set size of this process, MB (``VmRSS`` of /proc/self/status)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -225,6 +227,7 @@ def first_load(args) -> list[list]:
 
 
 def main() -> None:
+    """Print the fps, RSS and first-load tables."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--phase-s", type=float, default=2.0, help="seconds per phase")
