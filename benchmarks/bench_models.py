@@ -1,4 +1,4 @@
-"""Per-stage model costs at 1 thread: BlazeFace (with pre/post), crop+preprocess, int8 classifier.
+"""Per-stage model costs at 1 thread: BlazeFace (with pre/post), crop+preprocess, every shipped int8 classifier.
 
     .venv/bin/python benchmarks/bench_models.py
 """
@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import SHARED, machine, table, timeit  # noqa: E402
-from edge.classify import DEFAULT_MODEL, EmotionClassifier  # noqa: E402
+from edge.classify import SHIPPED_MODELS, EmotionClassifier, resolve_model  # noqa: E402
 from edge.detect import BlazeFace, DetectorOptions  # noqa: E402
 
 
@@ -35,15 +35,18 @@ def main() -> None:
         rows.append([f"crop+preprocess per face (275 px face, align={align})", f"{ms:.4f}"])
     face = clf.crop(frame, d, True)[None]
     faces4 = np.repeat(face, 4, axis=0)
-    for model in (DEFAULT_MODEL, DEFAULT_MODEL.with_name("emotion_int8_fast.tflite")):
-        clf = EmotionClassifier(model, num_threads=1)
+    for name in SHIPPED_MODELS:
+        if not resolve_model(name).is_file():
+            continue
+        model = f"{name} ({resolve_model(name).name})"
+        clf = EmotionClassifier(name, num_threads=1)
         ms1 = timeit(lambda: clf.predict_batch(face), 2000) * 1e3
         ms4 = timeit(lambda: clf.predict_batch(faces4), 500) / 4 * 1e3
-        rows.append([f"{model.name} per face (batch 1)", f"{ms1:.3f}"])
-        rows.append([f"{model.name} per face (batch 4)", f"{ms4:.3f}"])
-        tta = EmotionClassifier(model, num_threads=1, tta_flip=True)
+        rows.append([f"{model} per face (batch 1)", f"{ms1:.3f}"])
+        rows.append([f"{model} per face (batch 4)", f"{ms4:.3f}"])
+        tta = EmotionClassifier(name, num_threads=1, tta_flip=True)
         ms_tta = timeit(lambda: tta.predict_batch(face), 2000) * 1e3
-        rows.append([f"{model.name} per face, tta_flip (1 face + mirror)", f"{ms_tta:.3f}"])
+        rows.append([f"{model} per face, tta_flip (1 face + mirror)", f"{ms_tta:.3f}"])
     print(f"machine: {machine()}; 1 inference thread\n")
     print(table(rows, ["stage", "ms"]))
 
