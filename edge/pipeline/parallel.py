@@ -108,22 +108,28 @@ def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:
 
 
 def _take(source: queue.Queue, stop: threading.Event, producer: threading.Thread,
-          skip_errors: bool) -> Iterator[Any]:
-    """Items of a queue until its producer's end mark.
+          skip_errors: bool, idle_s: float | None = None) -> Iterator[Any]:
+    """Items of a queue until its producer's end mark; None after each ``idle_s`` without one (if given).
 
     Raises:
         _Upstream: the producer reported a failure (passed through as an item with ``skip_errors``).
         RuntimeError: the producer thread ended without an end mark.
     """
+    waited = 0.0
     while True:
         try:
-            item = source.get(timeout=_POLL_S)
+            item = source.get(timeout=min(_POLL_S, idle_s) if idle_s else _POLL_S)
         except queue.Empty:
             if stop.is_set():
                 return
             if not producer.is_alive() and source.empty():
                 raise RuntimeError(f"pipeline thread {producer.name} ended without a result")
+            waited += min(_POLL_S, idle_s) if idle_s else _POLL_S
+            if idle_s is not None and waited >= idle_s:
+                waited = 0.0
+                yield None
             continue
+        waited = 0.0
         if item is _END:
             return
         if isinstance(item, _Failed) and (item.frame is None or not skip_errors):
@@ -201,8 +207,8 @@ class ParallelRunner:
     def _classify(self, item: _Detected) -> ClassifiedFrame:
         return self._pipeline(item.frame).classify_step(item.frame, item.step)
 
-    def run(self, frames: Iterable[Frame],
-            on_error: Callable[[Frame, BaseException], None] | None = None) -> Iterator[ProcessedFrame]:
+    def run(self, frames: Iterable[Frame], on_error: Callable[[Frame, BaseException], None] | None = None,
+            idle_s: float | None = None) -> Iterator[ProcessedFrame | None]:
         """Process ``frames`` in order; a generator (threads start on first ``next``, stop when it ends).
 
         Args:
@@ -212,9 +218,13 @@ class ParallelRunner:
                 exception a step raised on it; the frame is then skipped
                 (no result) and the run goes on. None: the run stops and the
                 exception is raised.
+            idle_s: When no frame has come through for this many seconds,
+                yield None (a daemon loop does its housekeeping then); None
+                never yields None.
 
         Yields:
-            One :class:`ProcessedFrame` per frame, in input order.
+            One :class:`ProcessedFrame` per frame, in input order (and None
+            while idle, with ``idle_s``).
 
         Raises:
             Exception: whatever a step or the frame iterator raised (the same
@@ -225,7 +235,10 @@ class ParallelRunner:
         threads = self._start(iter(frames), stop, skip_errors=on_error is not None)
         failure: BaseException | None = None
         try:
-            for item in _take(self._last, stop, threads[-1], on_error is not None):
+            for item in _take(self._last, stop, threads[-1], on_error is not None, idle_s):
+                if item is None:
+                    yield None
+                    continue
                 processed = self._finish(item, on_error)
                 if processed is not None:
                     yield processed

@@ -176,3 +176,26 @@ def test_frame_results_are_not_aliased(d19, stages):
     out = list(ParallelRunner(pipe).run(_frames_of(d19, 6)))
     probs = [p.result.faces[0].scores.probs for p in out if p.result.faces]
     assert len(probs) >= 4 and all(not np.shares_memory(a, b) for a, b in zip(probs, probs[1:]))
+
+
+@pytest.mark.integration
+def test_idle_source_yields_none_for_housekeeping_and_frames_stay_in_order(d19, stages):
+    """A live source that pauses: the caller gets None every idle_s, then the next frames, in order."""
+    import time
+
+    image = read_frame(d19, 10)
+
+    def live():
+        for i in range(6):
+            if i == 3:
+                time.sleep(0.35)  # the camera stalls
+            yield Frame(i, i / 30, image, "cam0")
+
+    pipe = FramePipeline(*stages, source="cam0")
+    items, error, finished = _consume_bounded(ParallelRunner({"cam0": pipe}, ParallelOptions(depth=1)).run(
+        live(), idle_s=0.1))
+    assert finished and error is None
+    frames = [p.frame.index for p in items if p is not None]
+    assert frames == list(range(6)) and items.count(None) >= 2
+    position = {p.frame.index: i for i, p in enumerate(items) if p is not None}
+    assert None in items[position[2]:position[3]]  # an idle mark falls in the stall
