@@ -376,3 +376,39 @@ def test_full_disk_daemon_keeps_running_counts_drops_and_delivers_when_space_ret
         _stop(proc)
         broker.stop()
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+
+
+def test_service_snapshot_and_event_listeners_in_process(mosquitto, d19, tmp_path):
+    import threading
+
+    from edge.config import load_config
+    from edge.pipeline.service import Service, SourceSnapshot
+
+    cfg_path, _ = write_config(tmp_path, mosquitto.port, str(d19), metrics={"enabled": False})
+    svc = Service(load_config(cfg_path))
+    got: list[dict] = []
+    svc.sink.listeners.append(got.append)
+    svc.sink.listeners.append(lambda e: 1 / 0)  # a broken listener never stops processing
+    before = svc.snapshot()["cam0"]
+    assert isinstance(before, SourceSnapshot) and not before.up and before.frames_processed == 0
+    assert svc.start()
+
+    class Notifier:
+        def notify(self, msg):
+            pass
+
+    loop = threading.Thread(target=svc.loop, args=(Notifier(),))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (got and svc.snapshot()["cam0"].faces):
+            time.sleep(0.1)
+        snap = svc.snapshot()["cam0"]
+        assert snap.up and snap.frames_processed > 0 and snap.faces == 1 and set(snap.tracks) == set(
+            int(k) for k in [got[0]["track_id"]])
+        assert got[0]["type"] == "track_started" and got[0]["seq"] >= 1
+    finally:
+        svc.stop_event.set()
+        loop.join(5)
+        svc.shutdown()
+    assert not loop.is_alive() and got[-1]["type"] == "track_ended"
