@@ -109,7 +109,8 @@ class MqttPublisher:
 
     def _make_client(self) -> mqtt.Client:
         c = self.cfg
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=c.client_id or f"edge-fer-{self.topics.device_id}",
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=c.client_id or f"edge-fer-{self.topics.device_id}",
                              protocol=mqtt.MQTTv311, clean_session=True)
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
         password = mqtt_password(c)

@@ -326,7 +326,8 @@ class MessageQueue:
                 self._count = max(0, self._count - gone)
                 self._acked.difference_update(todo)
 
-            self._run(op, None, lambda: self._warn_full(f"{len(todo)} acknowledged message(s) kept until space returns"))
+            self._run(op, None,
+                      lambda: self._warn_full(f"{len(todo)} acknowledged message(s) kept until space returns"))
 
     # --- reading ---
     def __len__(self) -> int:

@@ -197,7 +197,8 @@ def test_daemon_closed_broker_port_warns_metrics_at_zero_then_connects(d19, tmp_
         assert took < 5, f"warning after {took:.1f} s"
         m = scrape(mport)
         for key in ('edge_fer_frame_errors_total{source="cam0"}', 'edge_fer_frames_dropped_total{source="cam0"}',
-                    'edge_fer_source_reconnects_total{source="cam0"}', 'edge_fer_events_dropped_total{reason="disk_full"}',
+                    'edge_fer_source_reconnects_total{source="cam0"}',
+                    'edge_fer_events_dropped_total{reason="disk_full"}',
                     'edge_fer_events_dropped_total{reason="queue_full"}',
                     'edge_fer_commands_rejected_total{reason="too_large"}',
                     'edge_fer_thread_restarts_total{thread="mqtt-sender"}'):

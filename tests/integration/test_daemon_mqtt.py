@@ -69,7 +69,8 @@ def test_status_events_state_commands_metrics_and_sigterm(mosquitto, d19, tmp_pa
         ended = sub.wait_for(lambda: [e for e in sub.json_on(EVENT) if e["type"] == "track_ended"], what="track_ended")
         assert ended[-1]["duration_s"] > 0 and ended[-1]["dominant_emotion"] in EMOTIONS
         events = sub.json_on(EVENT)  # countable: one boot, seq 1, 2, 3, ... with no gap
-        assert len({e["boot_id"] for e in events}) == 1 and [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert len({e["boot_id"] for e in events}) == 1
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         final = Subscriber(mosquitto.port)  # the retained state after shutdown: source down, no face
         state = final.wait_for(lambda: final.json_on(STATE), what="retained state")[-1]
         assert state["source_up"] is False and state["faces"] == 0 and state["tracks"] == {}

@@ -119,7 +119,8 @@ def test_queue_full_drops_oldest_and_counts(tmp_path):
 
 def test_open_tracks_are_kept_until_closed_and_taken_by_a_later_boot(tmp_path):
     q = MessageQueue(tmp_path / "q.sqlite")
-    q.put_many(_msgs(1), [TrackMark("open", "A", "cam0", 1, 1.0, "happy"), TrackMark("open", "A", "cam0", 2, 1.5, "sad")])
+    q.put_many(_msgs(1), [TrackMark("open", "A", "cam0", 1, 1.0, "happy"),
+                          TrackMark("open", "A", "cam0", 2, 1.5, "sad")])
     q.put_many(_msgs(1), [TrackMark("update", "A", "cam0", 1, 4.0, "neutral"), TrackMark("close", "A", "cam0", 2, 2.0)])
     q.close()
     q = MessageQueue(tmp_path / "q.sqlite")

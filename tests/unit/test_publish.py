@@ -95,7 +95,8 @@ def test_events_are_numbered_once_per_boot():
     counter = EventCounter()
     sm = EmotionSmoother()
     state, _ = sm.update(1, EmotionScores(np.eye(7, dtype=np.float32)[0]), 1.0)
-    events = [make_event("track_started", state, i, "cam0", 1.0, BBox(0, 0, 5, 5), (10, 10), EMOTIONS) for i in range(3)]
+    events = [make_event("track_started", state, i, "cam0", 1.0, BBox(0, 0, 5, 5), (10, 10), EMOTIONS)
+              for i in range(3)]
     dicts = [event_to_dict(e, counter=counter) for e in events]
     assert [d["seq"] for d in dicts] == [1, 2, 3] and {d["boot_id"] for d in dicts} == {counter.boot_id}
     assert event_to_dict(events[0], counter=counter)["seq"] == 1  # serialised again: same number
