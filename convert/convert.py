@@ -16,26 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import EMOTIONS
+from edge.labels import labels_for_outputs
 from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, PIXEL_SCALE
+from training.models_flip import with_flip_tta
 
 QUANT_MODES = ("int8", "float16", "none")
-
-
-def with_flip_tta(model):
-    """Wrap a model so it averages its scores on the face and its mirror image.
-
-    One graph, batch-concatenated (x and flip(x)), so the weights are stored
-    once; output shape and meaning are unchanged.
-    """
-    import keras
-    from keras import ops
-
-    inputs = keras.Input(model.input_shape[1:], name="face")
-    both = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
-    scores = model(both)
-    outputs = ops.mean(ops.reshape(scores, (2, -1, scores.shape[-1])), axis=0)
-    return keras.Model(inputs, outputs, name=f"{model.name}_fliptta")
 
 
 def _converter(keras_path: Path, tta_flip: bool = False):
@@ -84,19 +69,6 @@ def convert_model(keras_path: Path, quantize: str, calibration: np.ndarray | Non
     return conv.convert()
 
 
-def labels_for(num_classes: int) -> tuple[str, ...]:
-    """Output labels of a model with ``num_classes`` outputs: the 7 ``EMOTIONS``, or FER+'s 8 with ``contempt`` last.
-
-    Raises:
-        ValueError: for any other number of outputs.
-    """
-    if num_classes == len(EMOTIONS):
-        return EMOTIONS
-    if num_classes == len(EMOTIONS) + 1:
-        return EMOTIONS + ("contempt",)
-    raise ValueError(f"expected a model with {len(EMOTIONS)} or {len(EMOTIONS) + 1} outputs, got {num_classes}")
-
-
 def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict,
             labels: tuple[str, ...] | None = None) -> dict:
     """Metadata written next to the model as ``<model>.json``: labels, input, scaling, provenance.
@@ -106,13 +78,13 @@ def sidecar(tflite_path: Path, quantize: str, dataset: str, extra: dict,
         quantize: ``int8``, ``float16`` or ``none``.
         dataset: Free-text training-data description.
         extra: Further keys (parity report, calibration size).
-        labels: Output labels; None derives them from the model's output size (:func:`labels_for`).
+        labels: Output labels; None derives them from the model's output size (:func:`edge.labels.labels_for_outputs`).
     """
     from edge import __version__
     from edge.runtime import load_interpreter
 
     if labels is None:
-        labels = labels_for(int(load_interpreter(tflite_path).get_output_details()[0]["shape"][-1]))
+        labels = labels_for_outputs(int(load_interpreter(tflite_path).get_output_details()[0]["shape"][-1]))
 
     return {
         "model": tflite_path.name, "format": "tflite", "quantization": quantize,
@@ -136,16 +108,10 @@ def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndar
         ``n``, ``float_accuracy``, ``tflite_accuracy``, ``top1_agreement`` and
         ``mean_abs_score_diff`` (mean |float - converted| over all scores).
     """
-    import keras
+    from training.evaluate import predict_probs
 
-    from edge.classify import EmotionClassifier
-
-    model = keras.models.load_model(keras_path, compile=False)
-    if tta_flip:
-        model = with_flip_tta(model)
-    float_scores = model.predict(x[..., None], batch_size=256, verbose=0)
-    clf = EmotionClassifier(tflite_path, num_threads=2)
-    lite_scores = clf.predict_batch(x, batch_size=64)
+    float_scores = predict_probs(Path(keras_path), x, tta_flip=tta_flip)[0]
+    lite_scores = predict_probs(Path(tflite_path), x)[0]  # a baked-in flip is in the file
     float_pred, lite_pred = float_scores.argmax(1), lite_scores.argmax(1)
     return {"n": int(len(x)), "float_accuracy": float((float_pred == y).mean()),
             "tflite_accuracy": float((lite_pred == y).mean()),

@@ -27,3 +27,16 @@ FERPLUS_TO_EMOTION: dict[str, str] = {
     "neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
     "anger": "angry", "disgust": "disgust", "fear": "fear", "contempt": "contempt",
 }
+
+
+def labels_for_outputs(num_classes: int) -> tuple[str, ...]:
+    """Labels of a model with ``num_classes`` outputs: the 7 ``EMOTIONS``, or FER+'s 8 with ``contempt`` last.
+
+    Raises:
+        ValueError: for any other number of outputs.
+    """
+    if num_classes == len(EMOTIONS):
+        return EMOTIONS
+    if num_classes == len(EMOTIONS) + 1:
+        return EMOTIONS + ("contempt",)
+    raise ValueError(f"expected a model with {len(EMOTIONS)} or {len(EMOTIONS) + 1} outputs, got {num_classes}")

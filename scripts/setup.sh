@@ -17,6 +17,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+apt_install ffmpeg  # --annotate encodes H.264 with the ffmpeg program
 if [ "$mode" = "test" ]; then
   apt_install mosquitto ffmpeg systemd chromium chromium-driver python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav

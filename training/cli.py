@@ -66,6 +66,8 @@ FIT_HELP: dict[str, str] = {
     "layout": "how --data is stored (auto: detected from the path)",
     "crop": "folder layout: none (images are face crops), detect (crop the largest face with the runtime "
             "detector), auto (detect only in images larger than 96 px)",
+    "contempt": "--labels ferplus: map FER+ contempt votes to neutral (7 labels, the runtime's default) or keep "
+                "them as an 8th label (the model's sidecar then lists contempt)",
     "ferplus_mode": "--labels ferplus: majority (one-hot of the most voted emotion) or soft (vote distributions)",
     "model": "network: edge (residual depthwise-separable, ~0.75 M parameters at width 1) or baseline "
              "(VGG-style, ~5.9 M)",
@@ -97,7 +99,7 @@ FIT_HELP: dict[str, str] = {
 
 FIT_CHOICES: dict[str, list[str]] = {
     "labels": ["fer2013", "ferplus"], "layout": LAYOUT_CHOICES, "crop": ["auto", "detect", "none"],
-    "ferplus_mode": ["majority", "soft"], "model": ["edge", "baseline"],
+    "ferplus_mode": ["majority", "soft"], "contempt": ["neutral", "keep"], "model": ["edge", "baseline"],
 }
 
 

@@ -37,14 +37,14 @@ def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2,
     if model_path.suffix in (".keras", ".h5"):
         import keras
 
-        from edge.labels import EMOTIONS
+        from edge.labels import labels_for_outputs
+        from training.models_flip import with_flip_tta
 
         model = keras.models.load_model(model_path, compile=False)
+        labels = labels_for_outputs(int(model.output_shape[-1]))
         if tta_flip:
-            from convert.convert import with_flip_tta
-
             model = with_flip_tta(model)
-        return model.predict(x[..., None], batch_size=256, verbose=0), EMOTIONS
+        return model.predict(x[..., None], batch_size=256, verbose=0), labels
     raise ModelError(f"{model_path}: expected a .tflite or .keras model")
 
 

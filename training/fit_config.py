@@ -24,6 +24,7 @@ class FitConfig:
     layout: str = "auto"
     crop: str = "auto"               # folder layout: none | detect | auto (whole photos > 96 px)
     ferplus_mode: str = "soft"       # majority | soft (FER+ only)
+    contempt: str = "neutral"        # FER+ only: neutral (7 labels, the runtime's) | keep (8 labels)
     model: str = "edge"
     width: float = 1.0
     epochs: int = 60
@@ -56,7 +57,7 @@ def load_training_data(cfg: FitConfig):
 
     mode = cfg.ferplus_mode if cfg.labels == "ferplus" else "majority"
     data = load_dataset(cfg.data, cfg.layout, cache_dir=cfg.cache, usage="Training" if cfg.layout == "csv" else None,
-                        ferplus_mode=mode, contempt="neutral", crop=cfg.crop)
+                        ferplus_mode=mode, contempt=cfg.contempt, crop=cfg.crop)
     if cfg.limit:
         rng = np.random.default_rng(cfg.seed)
         data = data.subset(np.sort(rng.permutation(len(data.x))[: cfg.limit]))

@@ -21,7 +21,7 @@ log = logging.getLogger("edge-fer.web")
 START_TIMEOUT_S = 5.0        # wait for uvicorn to accept connections
 STOP_GRACE_S = 1             # uvicorn's graceful-shutdown limit for open streams (seconds)
 MAX_CONNECTIONS = 64        # uvicorn answers 503 beyond this (a small board's memory and threads)
-EXTRA_HINT = "the web page needs the [web] extra: pip install 'edge-fer[web]'"
+EXTRA_HINT = "the web page needs the [web] extra: .venv/bin/pip install -e '.[web]'"
 
 
 def bind(host: str, port: int) -> socket.socket:
