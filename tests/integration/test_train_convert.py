@@ -126,3 +126,31 @@ def test_recover_rejects_a_model_that_is_not_an_edge_model(fer2013, tmp_path):
                           str(fer2013 / "test"), "--n", "10", "--out", str(tmp_path / "x.keras")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 3 and "not an edge model" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_ferplus_soft_fit_keeping_contempt_runs_end_to_end(ferplus, d19, tmp_path):
+    """A few hundred real FER+ faces on their vote distributions, contempt kept: 8 labels from fit to MQTT-ready events."""
+    cache, run, tfl = tmp_path / "cache", tmp_path / "run", tmp_path / "ferplus8_int8.tflite"
+    _run("training.cli", "fit", "--data", str(ferplus / "FER2013Train"), "--labels", "ferplus", "--ferplus-mode",
+         "soft", "--contempt", "keep", "--out", str(run), "--epochs", "1", "--limit", "400", "--batch-size", "64",
+         "--width", "0.5", "--cache", str(cache))
+    summary = json.loads((run / "fit.json").read_text())
+    assert summary["labels"][-1] == "contempt" and summary["n_images"] == 400
+    _run("convert.cli", "--keras", str(run / "model.keras"), "--out", str(tfl), "--quantize", "int8", "--calib-data",
+         str(ferplus / "FER2013Train"), "--calib-n", "500", "--parity-n", "200", "--cache", str(cache))
+    meta = json.loads(tfl.with_suffix(".json").read_text())
+    assert meta["labels"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt"]
+    ev = _run("training.cli", "evaluate", "--model", str(tfl), "--data", str(ferplus / "FER2013Valid"),
+              "--contempt", "keep", "--json", "--cache", str(cache))
+    metrics = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert "contempt" in metrics["per_class"] and 0 <= metrics["accuracy"] <= 1
+
+    out = tmp_path / "video"
+    res = subprocess.run([sys.executable, "-m", "edge.cli", "--video", str(d19), "--model", str(tfl), "--out", str(out),
+                          "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    header = (out / "frames.csv").read_text().splitlines()[0].split(",")
+    assert "contempt" in header
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events and all(set(e["scores"]) == set(meta["labels"]) for e in events)
+    assert {e["type"] for e in events} >= {"track_started", "track_ended"}
