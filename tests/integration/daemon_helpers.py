@@ -48,12 +48,12 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen:
 class Subscriber:
     """A real paho subscriber on ``edge-fer/#`` that records every message."""
 
-    def __init__(self, port: int, client_id: str | None = None, persistent: bool = False) -> None:
+    def __init__(self, port: int, client_id: str | None = None, persistent: bool = False, qos: int = 1) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=not persistent)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([("edge-fer/#", 1), ("homeassistant/#", 1)])
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([("edge-fer/#", qos), ("homeassistant/#", qos)])
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", port, keepalive=5)
