@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.capture.live import LiveOptions, LiveSource
-from edge.cli import exit_codes as codes
 from edge.config import Config
 from edge.config.schema import command_token
 from edge.metrics import Metrics
@@ -41,6 +41,9 @@ from edge.publish.topics import Topics
 from edge.redact import mask_url
 
 log = logging.getLogger("edge-fer.daemon")
+#: Exit codes of the daemon (README "Exit codes"): the numbers of ``edge.cli.exit_codes``, which this layer
+#: must not import (tests/unit/test_publish.py checks that they agree).
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_NO_SOURCE = 0, 1, 2, 6
 WATCHDOG_PERIOD_S = 1.0
 SUPERVISE_PERIOD_S = 1.0
 DROP_REASONS = ("queue_full", "disk_full")
@@ -282,6 +285,12 @@ def _warm_up(detector, classifier) -> None:
     classifier.predict_batch(np.zeros((1, 48, 48), np.float32))
 
 
+def _fail(code: int, message: str) -> int:
+    """Print ``edge-fer: message`` on stderr (one line) and return ``code``."""
+    print(f"edge-fer: {message}", file=sys.stderr)
+    return code
+
+
 def _install_signals(stop: threading.Event) -> None:
     def _handler(signum, _frame):
         log.info("signal %d: shutting down", signum)
@@ -300,7 +309,7 @@ def run_daemon(cfg: Config) -> int:
     from sdnotify import SystemdNotifier
 
     if not cfg.sources:
-        return codes.fail(codes.USAGE, "config: sources: at least one source is needed to run the daemon")
+        return _fail(EXIT_USAGE, "config: sources: at least one source is needed to run the daemon")
     service = Service(cfg)
     _install_signals(service.stop_event)
     notifier = SystemdNotifier()
@@ -308,18 +317,18 @@ def run_daemon(cfg: Config) -> int:
         try:
             started = service.start()
         except OSError as exc:
-            return codes.fail(codes.USAGE, exc.strerror or str(exc))
+            return _fail(EXIT_USAGE, exc.strerror or str(exc))
         if not started:
             if service.stop_event.is_set():
-                return codes.OK
+                return EXIT_OK
             names = ", ".join(f"{s.name} ({mask_url(s.uri)})" for s in cfg.sources)
-            return codes.fail(codes.NO_SOURCE, f"no source delivered frames within {cfg.read_timeout_s:g} s: {names}")
+            return _fail(EXIT_NO_SOURCE, f"no source delivered frames within {cfg.read_timeout_s:g} s: {names}")
         notifier.notify("READY=1")
         log.info("running: %d source(s), device_id %s", len(service.sources), cfg.device_id)
         service.loop(notifier)
         notifier.notify("STOPPING=1")
         if service.supervisor.fatal:
-            return codes.fail(codes.INTERNAL, service.supervisor.fatal)
-        return codes.OK
+            return _fail(EXIT_INTERNAL, service.supervisor.fatal)
+        return EXIT_OK
     finally:
         service.shutdown()

@@ -136,3 +136,11 @@ def test_supervisor_restarts_a_dead_source_or_gives_up_with_a_reason():
     dead = Supervisor(Metrics(), None, {"cam1": Src(False)})
     dead.check()
     assert dead.fatal and "cam1" in dead.fatal
+
+
+def test_daemon_exit_codes_are_the_documented_ones():
+    from edge.cli import exit_codes as codes
+    from edge.pipeline import service
+
+    assert (service.EXIT_OK, service.EXIT_INTERNAL, service.EXIT_USAGE, service.EXIT_NO_SOURCE) == (
+        codes.OK, codes.INTERNAL, codes.USAGE, codes.NO_SOURCE)
