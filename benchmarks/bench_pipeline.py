@@ -53,6 +53,7 @@ class Samples:
     fps: list[float] = field(default_factory=list)
     first_s: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
 
 
@@ -110,8 +111,9 @@ def _parallel_iter(self):
     self._finish(frames, last_t, first_frame_s or 0.0, time.perf_counter() - t_start)
 
 
-def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int, extra: list[str]) -> tuple[float, dict, float]:
-    """(wall seconds, summary.json, peak RSS MB of this child) of one ``edge-fer --video`` process."""
+def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int,
+                 extra: list[str]) -> tuple[float, dict, float, float]:
+    """(wall s, summary.json, peak RSS MB, CPU s (user + system, all threads)) of one ``edge-fer --video`` process."""
     args = ["--video", str(clip), "--out", str(out), "--no-progress", "--detect-every", str(every), *extra]
     if variant == "after, parallel":
         cmd = [sys.executable, __file__, "--child-parallel", json.dumps(args)]
@@ -127,7 +129,7 @@ def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int, ex
             log.seek(0)
             raise SystemExit(f"{variant}: exit {proc.returncode}: {log.read().strip()[-500:]}")
     peak = usage.ru_maxrss
-    return wall, json.loads((out / "summary.json").read_text()), peak / 1024
+    return wall, json.loads((out / "summary.json").read_text()), peak / 1024, usage.ru_utime + usage.ru_stime
 
 
 def before_tree(rev: str, tmp: Path) -> Path:
@@ -158,13 +160,14 @@ def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str
         dec, n = decode_fps(clip)
         decode.append(dec)
         for variant, every in keys[r % len(keys):] + keys[:r % len(keys)]:
-            wall, summary, rss = run_pipeline(variant, trees[variant], clip, tmp / f"out-{r}-{every}", every, extra)
+            wall, summary, rss, cpu = run_pipeline(variant, trees[variant], clip, tmp / f"out-{r}-{every}", every, extra)
             assert summary["frames"] == n, (variant, summary["frames"], n)
             s = samples[(variant, every)]
             s.fps.append(n / wall)
             s.ratio.append(n / wall / dec)
             s.first_s.append(summary["first_frame_s"])
             s.rss_mb.append(rss)
+            s.cpu_ms.append(cpu / n * 1000)
             s.stages.append(summary["stage_ms_per_frame"])
         print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
     return decode, n, samples
@@ -174,12 +177,12 @@ def report(args, decode: list[float], n: int, samples: dict) -> None:
     print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264); "
           f"model: {args.model or 'default'}; tta_flip: {args.tta_flip}; {args.runs} rounds, "
           f"median (min-max); before = commit {args.before}\n")
-    rows = [["bare cv2.VideoCapture read loop", "-", span(decode, ".0f"), "1.000", "-", "-"]]
+    rows = [["bare cv2.VideoCapture read loop", "-", span(decode, ".0f"), "1.000", "-", "-", "-"]]
     for (variant, every), s in samples.items():
         rows.append([f"edge-fer --video, {variant}", str(every), span(s.fps, ".0f"), span(s.ratio, ".3f"),
-                     span(s.first_s, ".2f"), span(s.rss_mb, ".0f")])
+                     span(s.first_s, ".2f"), span(s.rss_mb, ".0f"), span(s.cpu_ms, ".2f")])
     print(table(rows, ["run", "detect every", "fps", "x decode-only (same round)", "start->first classified (s)",
-                       "peak RSS (MB)"]))
+                       "peak RSS (MB)", "CPU ms/frame (all threads, start-up incl.)"]))
     names = sorted({k for s in samples.values() for st in s.stages for k in st})
     print("\nper-stage ms per frame, median over rounds (decode = time the main thread waited for its input):\n")
     head = [f"{v}, every {e}" for v, e in samples]
