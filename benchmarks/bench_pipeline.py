@@ -55,6 +55,7 @@ class Samples:
     rss_mb: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
+    threads: list[dict] = field(default_factory=list)
 
 
 def decode_fps(path: Path) -> tuple[float, int]:
@@ -90,9 +91,10 @@ def _parallel_iter(self):
     t_start = time.perf_counter()
     frames, last_t, first_frame_s = 0, 0.0, None
     bar = _progress(self.source.declared_frames, self.progress)
+    runner, cpu0 = ParallelRunner(self.pipeline), time.thread_time()
     try:
         t_wait = time.perf_counter()
-        for item in ParallelRunner(self.pipeline).run(self.source):
+        for item in runner.run(self.source):
             frame, result = item.frame, item.result
             self.timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decode + detect threads
             if first_frame_s is None:
@@ -109,6 +111,8 @@ def _parallel_iter(self):
         bar.close()
         self.close()
     self._finish(frames, last_t, first_frame_s or 0.0, time.perf_counter() - t_start)
+    threads = {"main loop": time.thread_time() - cpu0, "main total": time.thread_time(), **runner.thread_cpu_s}
+    Path(os.environ["EDGE_FER_BENCH_THREADS"]).write_text(json.dumps({"frames": frames, "cpu_s": threads}))
 
 
 def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int,
@@ -121,7 +125,8 @@ def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int,
         cmd = [sys.executable, "-m", "edge.cli", *args]
     t0 = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w+") as log:
-        proc = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=log)
+        env = {**os.environ, "EDGE_FER_BENCH_THREADS": str(out.parent / f"{out.name}.threads.json")}
+        proc = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=log, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (peak RSS in KiB)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
@@ -168,6 +173,13 @@ def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str
             s.first_s.append(summary["first_frame_s"])
             s.rss_mb.append(rss)
             s.cpu_ms.append(cpu / n * 1000)
+            threads = tmp / f"out-{r}-{every}.threads.json"
+            if variant == "after, parallel" and threads.exists():
+                t = json.loads(threads.read_text())["cpu_s"]
+                rest = cpu - t["main total"] - t.get("detect", 0.0) - t.get("classify", 0.0)
+                s.threads.append({"main thread (loop)": t["main loop"] / n * 1e3,
+                                  "detect thread": t.get("detect", 0.0) / n * 1e3,
+                                  "other threads (decode, FFmpeg)": rest / n * 1e3})
             s.stages.append(summary["stage_ms_per_frame"])
         print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
     return decode, n, samples
@@ -183,11 +195,34 @@ def report(args, decode: list[float], n: int, samples: dict) -> None:
                      span(s.first_s, ".2f"), span(s.rss_mb, ".0f"), span(s.cpu_ms, ".2f")])
     print(table(rows, ["run", "detect every", "fps", "x decode-only (same round)", "start->first classified (s)",
                        "peak RSS (MB)", "CPU ms/frame (all threads, start-up incl.)"]))
+    thread_report(samples)
     names = sorted({k for s in samples.values() for st in s.stages for k in st})
     print("\nper-stage ms per frame, median over rounds (decode = time the main thread waited for its input):\n")
     head = [f"{v}, every {e}" for v, e in samples]
     rows = [[name, *(span([st.get(name, 0.0) for st in s.stages], ".3f") for s in samples.values())] for name in names]
     print(table(rows, ["stage", *head]))
+
+
+def thread_report(samples: dict) -> None:
+    """CPU ms per frame of each thread of the parallel runs, and the fps they allow on 2 free cores.
+
+    On a shared host the wall-clock ratios above depend on what else runs;
+    CPU time per thread does not. With two free cores the pipeline cannot go
+    faster than its busiest thread nor than half its total CPU per frame.
+    """
+    rows = []
+    for (variant, every), s in samples.items():
+        if not s.threads:
+            continue
+        names = list(s.threads[0])
+        per = {k: [t[k] for t in s.threads] for k in names}
+        bound = [max(max(t.values()), sum(t.values()) / 2) for t in s.threads]
+        rows.append([f"{variant}, every {every}", *(span(per[k], ".3f") for k in names), span(bound, ".3f"),
+                     span([1000 / b for b in bound], ".0f")])
+        head = names
+    if rows:
+        print("\nCPU ms per frame by thread (parallel runs; start-up excluded from the main thread):\n")
+        print(table(rows, ["run", *head, "bound ms/frame on 2 free cores", "fps that allows"]))
 
 
 def main() -> None:

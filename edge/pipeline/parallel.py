@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -144,13 +145,22 @@ def _noted(error: BaseException, thread: str, frame: Frame | None) -> BaseExcept
 
 
 def _work(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue,
-          stop: threading.Event) -> None:
+          stop: threading.Event, cpu_s: dict[str, float]) -> None:
     """Thread body: ``step`` on every item in order, results to ``out``, then an end mark.
 
     A failure of ``step`` goes downstream as a :class:`_Failed` item for that
     frame (the thread goes on; the reader decides whether to stop); a failure
-    of the item iterator ends the thread.
+    of the item iterator ends the thread. The thread's CPU seconds go to
+    ``cpu_s[name]`` when it ends.
     """
+    try:
+        _steps(name, items, step, out, stop)
+    finally:
+        cpu_s[name] = time.thread_time()
+
+
+def _steps(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue,
+           stop: threading.Event) -> None:
     try:
         for item in items:
             if stop.is_set():
@@ -197,6 +207,9 @@ class ParallelRunner:
         self._single = pipelines if isinstance(pipelines, FramePipeline) else None
         self._pipelines: Mapping[str, FramePipeline] = {} if self._single else pipelines  # type: ignore[assignment]
         self.options = options
+        #: CPU seconds (user + system) of each pipeline thread (``detect``, ``classify``) of the latest
+        #: run, filled as the threads end: what each would need of a core of its own.
+        self.thread_cpu_s: dict[str, float] = {}
 
     def _pipeline(self, frame: Frame) -> FramePipeline:
         return self._single or self._pipelines[frame.source]
@@ -254,14 +267,16 @@ class ParallelRunner:
         """Start the detect (and classify) thread; ``self._last`` is the queue the caller reads."""
         depth = self.options.depth
         detected: queue.Queue = queue.Queue(maxsize=depth)
-        threads = [threading.Thread(target=_work, args=("detect", frames, self._detect, detected, stop),
-                                    name="edge-detect", daemon=True)]
+        self.thread_cpu_s = {}
+        threads = [threading.Thread(target=_work, name="edge-detect", daemon=True,
+                                    args=("detect", frames, self._detect, detected, stop, self.thread_cpu_s))]
         self._last = detected
         if self.options.classify_thread:
             classified: queue.Queue = queue.Queue(maxsize=depth)
             items = _take(detected, stop, threads[0], skip_errors)
-            threads.append(threading.Thread(target=_work, args=("classify", items, self._classify, classified, stop),
-                                            name="edge-classify", daemon=True))
+            threads.append(threading.Thread(target=_work, name="edge-classify", daemon=True,
+                                            args=("classify", items, self._classify, classified, stop,
+                                                  self.thread_cpu_s)))
             self._last = classified
         for thread in threads:
             thread.start()
