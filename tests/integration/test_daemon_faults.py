@@ -413,3 +413,23 @@ def test_service_snapshot_and_event_listeners_in_process(mosquitto, d19, tmp_pat
         loop.join(5)
         svc.shutdown()
     assert not loop.is_alive() and got[-1]["type"] == "track_ended"
+
+
+def test_commands_disabled_means_not_subscribed(mosquitto, tmp_path):
+    replies = {}
+    for enabled in (False, True):
+        pub = _publisher(tmp_path / str(enabled), mosquitto.port)
+        pub.commands_enabled = enabled
+        pub.on_command = lambda payload: {"id": None, "cmd": "ping", "ok": True}
+        sub = Subscriber(mosquitto.port)
+        pub.start()
+        try:
+            assert pub.connected.wait(10)
+            time.sleep(0.3)
+            sub.client.publish("edge-fer/t1/cmd", b'{"cmd":"ping"}', qos=1).wait_for_publish(5)
+            time.sleep(1.0)
+            replies[enabled] = sub.on("edge-fer/t1/cmd/result")
+        finally:
+            pub.stop()
+            sub.close()
+    assert replies[False] == [] and len(replies[True]) == 1
