@@ -135,3 +135,16 @@ def test_classifier_uint8_path_gives_the_float_path_scores_bit_for_bit(videos):
             assert np.array_equal(grey.astype(np.float32) * np.float32(1 / 255), floats)
             assert np.array_equal(clf.predict_grey(grey), clf.predict_batch(floats))
             assert np.array_equal(clf.predict_grey(grey, batch_size=3), clf.predict_batch(floats, batch_size=3))
+
+
+def test_classifier_batches_split_into_powers_of_two_give_identical_scores(videos):
+    """1..8 faces use at most the 1, 2, 4, 8 interpreters, and an int8 model's scores do not depend on the split."""
+    from edge.classify import EmotionClassifier
+
+    pairs = _real_faces(videos)[:8]
+    clf = EmotionClassifier()
+    grey = np.concatenate([clf.grey_batch(f, [d], True) for f, d in pairs])
+    one_by_one = np.concatenate([clf.predict_grey(grey[i:i + 1]) for i in range(len(grey))])
+    for n in range(1, len(grey) + 1):
+        assert np.array_equal(clf.predict_grey(grey[:n]), one_by_one[:n]), n
+    assert sorted(clf._runners) == [1, 2, 4, 8][:len(clf._runners)] and len(clf._runners) <= 4
