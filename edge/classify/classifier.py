@@ -197,7 +197,7 @@ class EmotionClassifier:
         return out
 
     def classify(self, image: np.ndarray, detections: list[Detection], align: bool = False) -> list[EmotionScores]:
-        """Scores for every detection of a frame, in one batched invocation.
+        """Scores for every detection of a frame, batched (one invocation per power-of-two part).
 
         Args:
             image: uint8 BGR frame (H, W, 3).
@@ -206,5 +206,5 @@ class EmotionClassifier:
         """
         if not detections:
             return []
-        faces = self.crop_batch(image, detections, align)
-        return [EmotionScores(p, self.labels) for p in self.predict_batch(faces)]
+        probs = self.predict_grey(self.grey_batch(image, detections, align))  # == predict_batch(crop_batch(...))
+        return [EmotionScores(p, self.labels) for p in probs]
