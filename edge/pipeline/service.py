@@ -4,7 +4,9 @@ One processing thread serves every source round-robin (the detector and
 classifier are shared, not thread-safe); each source reads in its own thread
 into a latest-frame slot. systemd gets READY=1 once a source delivers and
 WATCHDOG=1 from the processing loop while the worker threads are alive
-(:mod:`edge.pipeline.supervise`); SIGTERM/SIGINT stop the loop, end the
+(:mod:`edge.pipeline.supervise`) and frames that arrive are processed (not
+while every frame has failed for ``FAILING_S``; a source without frames is
+not a reason for a restart: it reconnects by itself); SIGTERM/SIGINT stop the loop, end the
 tracks, publish each source's final state (down, no face), flush the outbox
 and publish ``offline``.
 
@@ -45,6 +47,8 @@ log = logging.getLogger("edge-fer.daemon")
 #: must not import (tests/unit/test_publish.py checks that they agree).
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_NO_SOURCE = 0, 1, 2, 6
 WATCHDOG_PERIOD_S = 1.0
+#: Seconds frames may keep arriving while none is processed successfully before the watchdog stops being fed.
+FAILING_S = 20.0
 SUPERVISE_PERIOD_S = 1.0
 DROP_REASONS = ("queue_full", "disk_full")
 
@@ -99,6 +103,7 @@ class Service:
         self.pipelines = {name: build_pipeline(cfg, name, detector, classifier, self.timer) for name in self.sources}
         self.limiters = {s.name: FpsLimiter(s.fps) for s in cfg.sources}
         self._processed = {name: 0 for name in self.sources}
+        self._last_taken = self._last_ok = time.monotonic()
         self._state_due: dict[str, float] = {name: 0.0 for name in self.sources}
         self._state_last: dict[str, dict] = {}
         self.metrics.init_series(list(self.sources), EVENT_TYPES, DROP_REASONS, REJECT_REASONS, THREADS)
@@ -176,6 +181,7 @@ class Service:
         m = self.metrics
         m.frames_processed.labels(name).inc()
         self._processed[name] += 1
+        self._last_ok = time.monotonic()
         m.faces_detected.labels(name).inc(len(result.faces) if result.detected else 0)
         m.observe_stages(self.timer.last)
         self.sink.emit(name, result.events)
@@ -220,6 +226,7 @@ class Service:
         frame = src.latest()
         if frame is None or not self.limiters[name].admit(now):
             return None
+        self._last_taken = now
         return frame
 
     def loop(self, notifier) -> None:
@@ -240,11 +247,15 @@ class Service:
                 next_check = now + SUPERVISE_PERIOD_S
                 if self.supervisor.fatal:
                     return
-            if now >= next_watchdog and self.supervisor.healthy():
+            if now >= next_watchdog and self._healthy():
                 notifier.notify("WATCHDOG=1")
                 next_watchdog = now + WATCHDOG_PERIOD_S
             if not busy:
                 self.new_frame.wait(0.05)
+
+    def _healthy(self) -> bool:
+        """Feed the watchdog? Workers alive, and frames that arrive get processed (an idle source is fine)."""
+        return self.supervisor.healthy() and self._last_taken - self._last_ok < FAILING_S
 
     def snapshot(self) -> dict[str, SourceSnapshot]:
         """Typed state of every source now (any thread; values may be a frame old)."""

@@ -433,3 +433,44 @@ def test_commands_disabled_means_not_subscribed(mosquitto, tmp_path):
             pub.stop()
             sub.close()
     assert replies[False] == [] and len(replies[True]) == 1
+
+
+def test_watchdog_fed_only_while_frames_are_processed_and_the_sender_lives(mosquitto, d19, tmp_path, monkeypatch):
+    import threading
+
+    from edge.config import load_config
+    from edge.pipeline import service as service_mod
+
+    monkeypatch.setattr(service_mod, "FAILING_S", 1.0)
+    cfg_path, _ = write_config(tmp_path, mosquitto.port, str(d19), metrics={"enabled": False})
+    svc = service_mod.Service(load_config(cfg_path))
+    pings: list[float] = []
+
+    class Notifier:
+        def notify(self, msg):
+            if msg == "WATCHDOG=1":
+                pings.append(time.monotonic())
+
+    assert svc.start()
+    loop = threading.Thread(target=svc.loop, args=(Notifier(),))
+    loop.start()
+    try:
+        time.sleep(2.5)
+        assert len(pings) >= 2  # healthy: about one a second
+        real = svc.pipelines["cam0"].process
+        svc.pipelines["cam0"].process = lambda frame: 1 / 0  # every frame fails from now on
+        t_fail = time.monotonic()
+        time.sleep(3.5)
+        assert not [t for t in pings if t > t_fail + 2.2], "fed while every frame failed"
+        svc.pipelines["cam0"].process = real
+        time.sleep(2.5)
+        t_ok = time.monotonic()
+        assert [t for t in pings if t > t_fail + 3.5]  # processing again: fed again
+        svc.publisher._stop.set()  # the sender ends (and the supervisor may not restart a stopping publisher)
+        svc.publisher._sender.join(2)
+        time.sleep(2.5)
+        assert not [t for t in pings if t > t_ok + 1.2], "fed while the MQTT sender was dead"
+    finally:
+        svc.stop_event.set()
+        loop.join(5)
+        svc.shutdown()
