@@ -58,12 +58,26 @@ class Timer:
         return med / per
 
 
+def letterbox_before(det: BlazeFace, image: np.ndarray) -> None:
+    """The letterbox as it was before (canvas cleared every frame, two NumPy passes for [-1, 1]), for comparison."""
+    h, w = image.shape[:2]
+    scale = det.size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    ox, oy = (det.size - nw) // 2, (det.size - nh) // 2
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    det._canvas.fill(0)
+    det._canvas[oy:oy + nh, ox:ox + nw] = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+    np.multiply(det._canvas, 1.0 / 127.5, out=det._tensor[0], casting="unsafe")
+    det._tensor -= 1.0
+
+
 def detector_rows(t: Timer, frame: np.ndarray) -> None:
     """BlazeFace short/full: letterbox + tensor fill, bare invoke, outputs + decode + NMS, whole call."""
     for variant in ("short", "full"):
         det = BlazeFace(DetectorOptions(variant=variant))
         name = f"BlazeFace {variant} ({det.size}x{det.size}), 480x480 frame"
         t.row(name, "letterbox + tensor fill", lambda: det._letterbox(frame), 500)
+        t.row(name, "  (before: letterbox + tensor fill)", lambda: letterbox_before(det, frame), 500)
         det.interpreter.set_tensor(det._input_index, det._tensor)
         t.row(name, "set_tensor", lambda: det.interpreter.set_tensor(det._input_index, det._tensor), 2000)
         t.row(name, "bare invoke() (floor)", det.interpreter.invoke, 300)
@@ -78,6 +92,9 @@ def detector_rows(t: Timer, frame: np.ndarray) -> None:
             return det._decode(raw, det.anchors[keep], 1.0 / (1.0 + np.exp(-np.clip(kept, -100, 100))), scale, ox, oy)
 
         t.row(name, "outputs + decode + weighted NMS", post, 1000)
+        t.row(name, "  (before: outputs copied by get_tensor)",
+              lambda: (det.interpreter.get_tensor(det._scores_index), det.interpreter.get_tensor(det._boxes_index)),
+              1000)
         t.row(name, "detect() whole", lambda: det.detect(frame), 300)
 
 
