@@ -42,7 +42,10 @@ def square_crop_box(x: float, y: float, w: float, h: float, margin: float) -> Cr
     """Square window centred on a bbox, enlarged by ``margin`` on each side.
 
     Args:
-        x, y, w, h: Face bbox in pixels (top-left corner, width, height).
+        x: Face bbox left edge in pixels.
+        y: Face bbox top edge in pixels.
+        w: Face bbox width in pixels.
+        h: Face bbox height in pixels.
         margin: Fraction of the longer bbox side added on each side (0.1 = 10%).
 
     Returns:

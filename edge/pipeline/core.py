@@ -175,7 +175,7 @@ class FramePipeline:
         self._frame_size = (frame.width, frame.height)
         result = FrameResult(frame.index, frame.time_s, frame.width, frame.height, classified.detected)
         with times.stage("smooth"):
-            for face, score in zip(classified.faces, classified.scores):
+            for face, score in zip(classified.faces, classified.scores, strict=True):
                 result.faces.append(self._smooth(face, score, frame.time_s, result.events))
             for track in classified.removed:
                 result.events.extend(self._end(track.track_id))
@@ -214,7 +214,7 @@ class FramePipeline:
     def _end(self, track_id: int) -> list[EmotionEvent]:
         state = self.smoother.pop(track_id)
         box = self._last_box.pop(track_id, None)
-        if state is None or track_id not in self._started:
+        if state is None or box is None or track_id not in self._started:
             return []
         self._started.discard(track_id)
         return [track_ended_event(state, track_id, self.source, box, self._frame_size, self.classifier.labels)]

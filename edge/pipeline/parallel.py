@@ -124,7 +124,7 @@ def _take(source: queue.Queue, stop: threading.Event, producer: threading.Thread
             if stop.is_set():
                 return
             if not producer.is_alive() and source.empty():
-                raise RuntimeError(f"pipeline thread {producer.name} ended without a result")
+                raise RuntimeError(f"pipeline thread {producer.name} ended without a result") from None
             waited += min(_POLL_S, idle_s) if idle_s else _POLL_S
             if idle_s is not None and waited >= idle_s:
                 waited = 0.0
@@ -195,7 +195,9 @@ class ParallelRunner:
 
     def __init__(self, pipelines: FramePipeline | Mapping[str, FramePipeline],
                  options: ParallelOptions = ParallelOptions()) -> None:
-        """Args:
+        """Keep the pipelines; threads start with each :meth:`run`.
+
+        Args:
             pipelines: The pipeline, or one per source name.
             options: Queue depth, classify thread, join timeout.
 

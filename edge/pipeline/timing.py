@@ -83,8 +83,10 @@ class StageTimer:
 
 
 def process_age_s() -> float | None:
-    """Seconds since this process started (``/proc/self/stat`` start time vs ``/proc/uptime``,
-    10 ms resolution; Linux). None where ``/proc`` is unavailable."""
+    """Seconds since this process started; None where ``/proc`` is unavailable.
+
+    ``/proc/self/stat`` start time against ``/proc/uptime``: 10 ms resolution, Linux.
+    """
     try:
         with open("/proc/self/stat") as fh:
             start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])

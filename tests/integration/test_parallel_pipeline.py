@@ -175,7 +175,7 @@ def test_frame_results_are_not_aliased(d19, stages):
     pipe = FramePipeline(*stages, options=PipelineOptions(detect_every=1))
     out = list(ParallelRunner(pipe).run(_frames_of(d19, 6)))
     probs = [p.result.faces[0].scores.probs for p in out if p.result.faces]
-    assert len(probs) >= 4 and all(not np.shares_memory(a, b) for a, b in zip(probs, probs[1:]))
+    assert len(probs) >= 4 and all(not np.shares_memory(a, b) for a, b in zip(probs, probs[1:], strict=False))
 
 
 @pytest.mark.integration
