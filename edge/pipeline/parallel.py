@@ -247,10 +247,10 @@ class ParallelRunner:
                 are stopped first.
         """
         stop = threading.Event()
-        threads = self._start(iter(frames), stop, skip_errors=on_error is not None)
+        threads, results = self._start(iter(frames), stop, skip_errors=on_error is not None)
         failure: BaseException | None = None
         try:
-            for item in _take(self._last, stop, threads[-1], on_error is not None, idle_s):
+            for item in _take(results, stop, threads[-1], on_error is not None, idle_s):
                 if item is None:
                     yield None
                     continue
@@ -265,24 +265,25 @@ class ParallelRunner:
         if failure is not None:
             raise failure
 
-    def _start(self, frames: Iterator[Frame], stop: threading.Event, skip_errors: bool) -> list[threading.Thread]:
-        """Start the detect (and classify) thread; ``self._last`` is the queue the caller reads."""
+    def _start(self, frames: Iterator[Frame], stop: threading.Event,
+               skip_errors: bool) -> tuple[list[threading.Thread], queue.Queue]:
+        """Start the detect (and classify) thread: (threads in chain order, the queue the caller reads)."""
         depth = self.options.depth
         detected: queue.Queue = queue.Queue(maxsize=depth)
         self.thread_cpu_s = {}
         threads = [threading.Thread(target=_work, name="edge-detect", daemon=True,
                                     args=("detect", frames, self._detect, detected, stop, self.thread_cpu_s))]
-        self._last = detected
+        results = detected
         if self.options.classify_thread:
             classified: queue.Queue = queue.Queue(maxsize=depth)
             items = _take(detected, stop, threads[0], skip_errors)
             threads.append(threading.Thread(target=_work, name="edge-classify", daemon=True,
                                             args=("classify", items, self._classify, classified, stop,
                                                   self.thread_cpu_s)))
-            self._last = classified
+            results = classified
         for thread in threads:
             thread.start()
-        return threads
+        return threads, results
 
     def _finish(self, item: _Detected | ClassifiedFrame | _Failed,
                 on_error: Callable[[Frame, BaseException], None] | None) -> ProcessedFrame | None:
