@@ -39,7 +39,36 @@ SETTINGS: dict[str, dict[str, str]] = {
     "FFmpeg threads;1": {"OPENCV_FFMPEG_CAPTURE_OPTIONS": "threads;1"},
     "both + OPENCV_NUM_THREADS=1": {"MALLOC_ARENA_MAX": "2", "OPENCV_FFMPEG_CAPTURE_OPTIONS": "threads;1",
                                     "OPENCV_NUM_THREADS": "1"},
+    "proposed FileSource (queue 2, 1 decoder thread)": {"EDGE_FER_BENCH_PROPOSED_SOURCE": "1"},
 }
+
+
+def _proposed_source() -> None:
+    """The change proposed for edge/capture/file.py, applied in this child process only.
+
+    ``FileSource(queue_size=2)`` (the parallel runner already buffers ahead)
+    and ``cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])``:
+    one FFmpeg decoding thread instead of one per core plus one (the
+    ``threads;1`` capture option above is not honoured by OpenCV's FFmpeg
+    back-end for this property; the open parameter is).
+    """
+    import cv2
+
+    from edge.capture import file as capture_file
+
+    def _open(path: Path) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+        if not cap.isOpened():
+            raise capture_file.SourceError(f"{path}: not a readable video")
+        return cap
+
+    init = capture_file.FileSource.__init__
+
+    def __init__(self, path, name="video", queue_size=8, loop=False):  # noqa: N807 - patched constructor
+        init(self, path, name, 2, loop)
+
+    capture_file._open = _open
+    capture_file.FileSource.__init__ = __init__
 
 
 def status_mb() -> dict[str, float]:
@@ -50,6 +79,23 @@ def status_mb() -> dict[str, float]:
         if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
             out[key] = int(value.split()[0]) / 1024
     return out
+
+
+def mappings_mb(top: int = 12) -> list[tuple[str, float]]:
+    """Resident MB per mapped file (``[anon]``/``[heap]`` for private memory), largest first (``/proc/self/smaps``)."""
+    import re
+    from collections import Counter
+
+    resident: Counter = Counter()
+    name = "[anon]"
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            parts = line.split()
+            name = Path(parts[5]).name if len(parts) > 5 and parts[5].startswith("/") else (
+                parts[5] if len(parts) > 5 else "[anon]")
+        elif line.startswith("Rss:"):
+            resident[name] += int(line.split()[1]) / 1024
+    return resident.most_common(top)
 
 
 def child(clip: str, mode: str) -> None:
@@ -65,6 +111,8 @@ def child(clip: str, mode: str) -> None:
     from edge.pipeline.parallel import ParallelRunner
 
     steps.append(("import edge (cli, config, pipeline, litert)", status_mb()))
+    if os.environ.get("EDGE_FER_BENCH_PROPOSED_SOURCE"):
+        _proposed_source()
     cfg = Config()
     detector, classifier = build_detector(cfg), build_classifier(cfg)
     steps.append(("load BlazeFace + emotion model", status_mb()))
@@ -81,13 +129,13 @@ def child(clip: str, mode: str) -> None:
             steps.append(("after 100 frames", status_mb()))
     source.close()
     steps.append((f"after {n} frames", status_mb()))
-    print(json.dumps(steps))
+    print(json.dumps({"steps": steps, "mappings": mappings_mb()}))
 
 
 def run_child(clip: Path, mode: str, env: dict[str, str]) -> list:
     out = subprocess.run([sys.executable, __file__, "--child", mode, "--clip", str(clip)], cwd=ROOT, check=True,
                          capture_output=True, text=True, env={**os.environ, **env})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])["steps"]
 
 
 def main() -> None:
@@ -101,7 +149,10 @@ def main() -> None:
         return
     clip = concat_clip(Path(args.clip), args.frames, Path(tempfile.mkdtemp(prefix="edge-fer-mem-")) / "long.mp4")
     print(f"machine: {machine()}; clip: {clip.name} (>= {args.frames} frames of {Path(args.clip).name})\n")
-    steps = run_child(clip, "parallel", {})
+    out = subprocess.run([sys.executable, __file__, "--child", "parallel", "--clip", str(clip)], cwd=ROOT,
+                         check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    steps = result["steps"]
     rows, prev = [], 0.0
     for name, st in steps:
         rows.append([name, f"{st['VmRSS']:.1f}", f"{st['VmRSS'] - prev:+.1f}", f"{st['RssAnon']:.1f}",
@@ -109,6 +160,8 @@ def main() -> None:
         prev = st["VmRSS"]
     print("step by step (parallel pipeline, default settings), MB:\n")
     print(table(rows, ["step", "RSS", "delta", "anon", "file", "peak so far"]))
+    print("\nlargest resident mappings at the end (MB; files are shared, clean library pages):\n")
+    print(table([[name, f"{mb:.1f}"] for name, mb in result["mappings"]], ["mapping", "resident MB"]))
     rows = []
     for name, env in SETTINGS.items():
         for mode in ("sequential", "parallel"):
