@@ -199,3 +199,29 @@ def test_idle_source_yields_none_for_housekeeping_and_frames_stay_in_order(d19, 
     assert frames == list(range(6)) and items.count(None) >= 2
     position = {p.frame.index: i for i, p in enumerate(items) if p is not None}
     assert None in items[position[2]:position[3]]  # an idle mark falls in the stall
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_frames_in_flight_stay_bounded_behind_a_slow_consumer(d19, stages, layout):
+    """A fast source and a slow caller: the runner never holds more than its queues allow (memory stays flat)."""
+    import time
+
+    image = read_frame(d19, 10)
+    generated = []
+
+    def fast():
+        for i in range(40):
+            generated.append(i)
+            yield Frame(i, i / 30, image)
+
+    options = LAYOUTS[layout]
+    threads = 2 if options.classify_thread else 1
+    allowed = threads * (options.depth + 1) + 1  # per thread: its queue + the frame in its hands; +1 being yielded
+    pipe = FramePipeline(*stages, options=PipelineOptions(detect_every=5))
+    ahead = []
+    for consumed, item in enumerate(ParallelRunner(pipe, options).run(fast()), 1):
+        time.sleep(0.01)  # the caller is slower than the source
+        ahead.append(len(generated) - consumed)
+        assert item.frame.index == consumed - 1
+    assert consumed == 40 and max(ahead) <= allowed and max(ahead) >= options.depth
