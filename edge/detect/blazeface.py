@@ -97,6 +97,10 @@ class BlazeFace:
         self._lut = input_lut()
         self._origin = np.zeros(2, np.float32)
 
+    def replica(self) -> BlazeFace:
+        """A detector with the same options and its own interpreter and buffers (for another thread)."""
+        return BlazeFace(self.options)
+
     def _letterbox(self, image: np.ndarray) -> tuple[float, float, float]:
         """Fit ``image`` into the input tensor; returns (scale, x offset, y offset) in input pixels.
 

@@ -121,10 +121,34 @@ class FramePipeline:
         if self._planned % self.options.detect_every:
             self._planned += 1
             return DetectStep(None)
+        step = self.detect_with(self.detector, frame)
+        self._planned += 1  # after the detector: a frame it failed on is not counted, as before
+        return step
+
+    def next_is_detection(self) -> bool:
+        """Count one more frame for the detection rounds; True if it is one.
+
+        For runners that decide the rounds in one thread and detect in
+        several (:class:`edge.pipeline.parallel.ParallelOptions` ``detect_threads``);
+        unlike :meth:`detect_step`, a frame counts even if its detection fails.
+        """
+        due = self._planned % self.options.detect_every == 0
+        self._planned += 1
+        return due
+
+    def detect_with(self, detector: BlazeFace, frame: Frame) -> DetectStep:
+        """Detect faces in a detection-round frame with ``detector`` (this pipeline's, or a replica in another thread).
+
+        Args:
+            detector: A detector with this pipeline's options, used by one thread at a time.
+            frame: The frame (uint8 BGR).
+
+        Returns:
+            The detections and the detector's wall seconds.
+        """
         times = FrameTimes()
         with times.stage("detect"):
-            detections = self.detector.detect(frame.image)
-        self._planned += 1  # after the detector: a frame it failed on is not counted, as before
+            detections = detector.detect(frame.image)
         return DetectStep(detections, times.seconds["detect"])
 
     def _locate(self, frame: Frame, step: DetectStep, times: FrameTimes) -> tuple[list[TrackedFace], list[Track]]:

@@ -8,6 +8,10 @@ in a chain of threads joined by bounded queues:
   each detection round (every ``detect_every``-th frame; frames in between
   pass straight through). LiteRT's ``invoke()`` and OpenCV release the GIL,
   so it runs on the other core while the caller works.
+* with ``detect_threads`` N > 1, a **dispatch** thread reads the frames and
+  decides the detection rounds, and N **detect-k** threads, each with its own
+  detector, take frames i, i + N, ... in turn (for 4+ cores when the detector
+  is the bottleneck); their results are read back in frame order.
 * optional **classify** thread (``classify_thread=True``) -
   :meth:`FramePipeline.classify_step`: tracker update/carry, crops, batched
   classification. Worth it with 3 or more cores; on 2 cores the decoder,
@@ -31,6 +35,7 @@ and joined; with ``on_error`` the frame is reported and skipped instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -39,6 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge.detect import BlazeFace
 from edge.pipeline.core import ClassifiedFrame, DetectStep, FramePipeline, FrameResult
 from edge.types import Frame
 
@@ -59,11 +65,18 @@ class ParallelOptions:
             jitter for files).
         classify_thread: Track + crop + classify in a thread of its own
             (three-stage chain) instead of in the caller's thread.
+        detect_threads: Detector threads. 1: one detect thread reads the
+            frames. N > 1: a dispatch thread reads the frames and decides the
+            detection rounds, and N threads, each with its own detector
+            (:meth:`BlazeFace.replica`, ~3 MB each), detect frames i, i + N,
+            ... in turn; results are collected in frame order. For 4+ cores
+            with detection on every frame.
         join_timeout_s: Seconds to wait for each thread when the run ends.
     """
 
     depth: int = 2
     classify_thread: bool = False
+    detect_threads: int = 1
     join_timeout_s: float = 2.0
 
 
@@ -76,9 +89,26 @@ class ProcessedFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class _Planned:
+    """A frame and whether it is a detection round (dispatch thread -> detector threads)."""
+
+    frame: Frame
+    due: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Detected:
     frame: Frame
     step: DetectStep
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """Threads of a run (start order), the queues the next reader takes in turn, and their producers."""
+
+    threads: list[threading.Thread]
+    results: list[queue.Queue]
+    producers: list[threading.Thread]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +127,7 @@ class _Upstream(Exception):
         self.failed = failed
 
 
-def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def _put(out: queue.Queue | _Spread, item: Any, stop: threading.Event) -> bool:
     """Put ``item``, waiting for room; False once ``stop`` is set."""
     while not stop.is_set():
         try:
@@ -108,29 +138,52 @@ def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _take(source: queue.Queue, stop: threading.Event, producer: threading.Thread,
+class _Spread:
+    """Queue-like: item i goes to ``queues[i % N]``; the end mark goes to every queue."""
+
+    def __init__(self, queues: list[queue.Queue]) -> None:
+        self.queues = queues
+        self._next = 0  # index of the next item
+        self._ended = 0  # queues that already hold the end mark
+
+    def put(self, item: Any, timeout: float) -> None:
+        """Route ``item`` (raises ``queue.Full`` after ``timeout`` s, keeping its progress for a retry)."""
+        if item is _END:
+            while self._ended < len(self.queues):
+                self.queues[self._ended].put(_END, timeout=timeout)
+                self._ended += 1
+            return
+        self.queues[self._next % len(self.queues)].put(item, timeout=timeout)
+        self._next += 1
+
+
+def _take(sources: list[queue.Queue], producers: list[threading.Thread], stop: threading.Event,
           skip_errors: bool, idle_s: float | None = None) -> Iterator[Any]:
-    """Items of a queue until its producer's end mark; None after each ``idle_s`` without one (if given).
+    """Items of the queues, taken in turn (item i from ``sources[i % N]``), until an end mark.
+
+    ``producers[k]`` fills ``sources[k]``. With ``idle_s``, None is yielded
+    after each ``idle_s`` seconds without an item.
 
     Raises:
-        _Upstream: the producer reported a failure (passed through as an item with ``skip_errors``).
-        RuntimeError: the producer thread ended without an end mark.
+        _Upstream: a producer reported a failure (passed through as an item with ``skip_errors``).
+        RuntimeError: a producer thread ended without an end mark.
     """
-    waited = 0.0
+    waited, index, poll = 0.0, 0, min(_POLL_S, idle_s) if idle_s else _POLL_S
     while True:
+        source, producer = sources[index % len(sources)], producers[index % len(producers)]
         try:
-            item = source.get(timeout=min(_POLL_S, idle_s) if idle_s else _POLL_S)
+            item = source.get(timeout=poll)
         except queue.Empty:
             if stop.is_set():
                 return
             if not producer.is_alive() and source.empty():
                 raise RuntimeError(f"pipeline thread {producer.name} ended without a result") from None
-            waited += min(_POLL_S, idle_s) if idle_s else _POLL_S
+            waited += poll
             if idle_s is not None and waited >= idle_s:
                 waited = 0.0
                 yield None
             continue
-        waited = 0.0
+        waited, index = 0.0, index + 1
         if item is _END:
             return
         if isinstance(item, _Failed) and (item.frame is None or not skip_errors):
@@ -144,7 +197,7 @@ def _noted(error: BaseException, thread: str, frame: Frame | None) -> BaseExcept
     return error
 
 
-def _work(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue,
+def _work(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue | _Spread,
           stop: threading.Event, cpu_s: dict[str, float]) -> None:
     """Thread body: ``step`` on every item in order, results to ``out``, then an end mark.
 
@@ -159,7 +212,7 @@ def _work(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queu
         cpu_s[name] = time.thread_time()
 
 
-def _steps(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue,
+def _steps(name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue | _Spread,
            stop: threading.Event) -> None:
     try:
         for item in items:
@@ -202,22 +255,40 @@ class ParallelRunner:
             options: Queue depth, classify thread, join timeout.
 
         Raises:
-            ValueError: ``depth`` < 1.
+            ValueError: ``depth`` or ``detect_threads`` < 1.
         """
-        if options.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {options.depth}")
+        if options.depth < 1 or options.detect_threads < 1:
+            raise ValueError(f"depth and detect_threads must be >= 1, got {options.depth}, {options.detect_threads}")
         self._single = pipelines if isinstance(pipelines, FramePipeline) else None
         self._pipelines: Mapping[str, FramePipeline] = {} if self._single else pipelines  # type: ignore[assignment]
         self.options = options
         #: CPU seconds (user + system) of each pipeline thread (``detect``, ``classify``) of the latest
         #: run, filled as the threads end: what each would need of a core of its own.
         self.thread_cpu_s: dict[str, float] = {}
+        self._replicas: dict[int, list[BlazeFace]] = {}  # id(detector) -> one detector per detect thread
 
     def _pipeline(self, frame: Frame) -> FramePipeline:
         return self._single or self._pipelines[frame.source]
 
     def _detect(self, frame: Frame) -> _Detected:
         return _Detected(frame, self._pipeline(frame).detect_step(frame))
+
+    def _plan(self, frame: Frame) -> _Planned:
+        return _Planned(frame, self._pipeline(frame).next_is_detection())
+
+    def _detect_planned(self, thread: int, item: _Planned) -> _Detected:
+        pipeline = self._pipeline(item.frame)
+        if not item.due:
+            return _Detected(item.frame, DetectStep(None))
+        detector = self._replicas[id(pipeline.detector)][thread]
+        return _Detected(item.frame, pipeline.detect_with(detector, item.frame))
+
+    def _prepare_replicas(self) -> None:
+        """One detector per detect thread for every distinct detector of the pipelines (the first is the original)."""
+        n = self.options.detect_threads
+        for pipeline in ([self._single] if self._single else list(self._pipelines.values())):
+            detectors = self._replicas.setdefault(id(pipeline.detector), [pipeline.detector])
+            detectors.extend(pipeline.detector.replica() for _ in range(n - len(detectors)))
 
     def _classify(self, item: _Detected) -> ClassifiedFrame:
         return self._pipeline(item.frame).classify_step(item.frame, item.step)
@@ -247,10 +318,10 @@ class ParallelRunner:
                 are stopped first.
         """
         stop = threading.Event()
-        threads, results = self._start(iter(frames), stop, skip_errors=on_error is not None)
+        chain = self._start(iter(frames), stop, skip_errors=on_error is not None)
         failure: BaseException | None = None
         try:
-            for item in _take(results, stop, threads[-1], on_error is not None, idle_s):
+            for item in _take(chain.results, chain.producers, stop, on_error is not None, idle_s):
                 if item is None:
                     yield None
                     continue
@@ -261,29 +332,42 @@ class ParallelRunner:
             failure = up.failed.error
         finally:
             stop.set()
-            self._join(threads)
+            self._join(chain.threads)
         if failure is not None:
             raise failure
 
-    def _start(self, frames: Iterator[Frame], stop: threading.Event,
-               skip_errors: bool) -> tuple[list[threading.Thread], queue.Queue]:
-        """Start the detect (and classify) thread: (threads in chain order, the queue the caller reads)."""
-        depth = self.options.depth
-        detected: queue.Queue = queue.Queue(maxsize=depth)
+    def _thread(self, name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue | _Spread,
+                stop: threading.Event) -> threading.Thread:
+        return threading.Thread(target=_work, name=f"edge-{name}", daemon=True,
+                                args=(name, items, step, out, stop, self.thread_cpu_s))
+
+    def _start(self, frames: Iterator[Frame], stop: threading.Event, skip_errors: bool) -> _Chain:
+        """Start the detect thread(s) (and the classify thread); returns the chain the caller reads."""
         self.thread_cpu_s = {}
-        threads = [threading.Thread(target=_work, name="edge-detect", daemon=True,
-                                    args=("detect", frames, self._detect, detected, stop, self.thread_cpu_s))]
-        results = detected
+        chain = self._detect_stage(frames, stop, skip_errors)
         if self.options.classify_thread:
-            classified: queue.Queue = queue.Queue(maxsize=depth)
-            items = _take(detected, stop, threads[0], skip_errors)
-            threads.append(threading.Thread(target=_work, name="edge-classify", daemon=True,
-                                            args=("classify", items, self._classify, classified, stop,
-                                                  self.thread_cpu_s)))
-            results = classified
-        for thread in threads:
+            classified: queue.Queue = queue.Queue(maxsize=self.options.depth)
+            items = _take(chain.results, chain.producers, stop, skip_errors)
+            thread = self._thread("classify", items, self._classify, classified, stop)
+            chain = _Chain([*chain.threads, thread], [classified], [thread])
+        for thread in chain.threads:
             thread.start()
-        return threads, results
+        return chain
+
+    def _detect_stage(self, frames: Iterator[Frame], stop: threading.Event, skip_errors: bool) -> _Chain:
+        """One detect thread reading the frames, or a dispatch thread feeding ``detect_threads`` detectors."""
+        depth, n = self.options.depth, self.options.detect_threads
+        if n == 1:
+            detected: queue.Queue = queue.Queue(maxsize=depth)
+            thread = self._thread("detect", frames, self._detect, detected, stop)
+            return _Chain([thread], [detected], [thread])
+        self._prepare_replicas()
+        spread = _Spread([queue.Queue(maxsize=depth) for _ in range(n)])
+        dispatcher = self._thread("dispatch", frames, self._plan, spread, stop)
+        outs: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in range(n)]
+        workers = [self._thread(f"detect-{k}", _take([spread.queues[k]], [dispatcher], stop, skip_errors),
+                                functools.partial(self._detect_planned, k), outs[k], stop) for k in range(n)]
+        return _Chain([dispatcher, *workers], outs, workers)
 
     def _finish(self, item: _Detected | ClassifiedFrame | _Failed,
                 on_error: Callable[[Frame, BaseException], None] | None) -> ProcessedFrame | None:

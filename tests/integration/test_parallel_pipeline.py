@@ -17,7 +17,9 @@ from edge.pipeline.parallel import ParallelOptions, ParallelRunner
 from edge.types import Frame
 
 CLIPS = ["facerec_short_hamilton_clip.mp4", "liveportrait_d19.mp4"]  # several faces/tracks; emotion changes
-LAYOUTS = {"detect-thread": ParallelOptions(), "detect+classify-threads": ParallelOptions(classify_thread=True)}
+LAYOUTS = {"detect-thread": ParallelOptions(), "detect+classify-threads": ParallelOptions(classify_thread=True),
+           "2-detect-threads": ParallelOptions(detect_threads=2),
+           "2-detect+classify-threads": ParallelOptions(detect_threads=2, classify_thread=True, depth=1)}
 HANG_S = 20.0  # a run that has not ended after this long is a hang
 
 
@@ -79,6 +81,9 @@ class _FailingDetector(BlazeFace):
         super().__init__()
         self.fail_at, self.calls = fail_at, 0
 
+    def replica(self):
+        return _FailingDetector(self.fail_at)
+
     def detect(self, image):
         self.calls += 1
         if self.calls > self.fail_at:
@@ -115,7 +120,7 @@ def _consume_bounded(iterator) -> tuple[list, BaseException | None, bool]:
 
 
 def _no_pipeline_threads() -> bool:
-    return not [t for t in threading.enumerate() if t.name in ("edge-detect", "edge-classify") and t.is_alive()]
+    return not [t for t in threading.enumerate() if t.name.startswith("edge-") and t.is_alive()]
 
 
 def _frames_of(d19, n: int, fail_after: int | None = None):
@@ -139,8 +144,8 @@ def test_a_failing_stage_raises_in_the_caller_and_stops_the_threads(d19, stages,
     expected = {"detector": RuntimeError, "classifier": ValueError, "frames": OSError}[failing]
     assert isinstance(error, expected), error
     assert any("edge.pipeline.parallel" in note for note in getattr(error, "__notes__", [])) or (
-        failing == "classifier" and layout == "detect-thread")  # raised in the caller's own thread: no note
-    assert [p.frame.index for p in items] == list(range(len(items))) and len(items) <= 8
+        failing == "classifier" and not LAYOUTS[layout].classify_thread)  # raised in the caller's thread: no note
+    assert [p.frame.index for p in items] == list(range(len(items))) and len(items) <= 12
     assert _no_pipeline_threads()
 
 
@@ -165,9 +170,11 @@ def test_consumer_stopping_early_stops_the_threads(d19, stages):
     assert _no_pipeline_threads()
 
 
-def test_depth_must_be_positive(stages):
+def test_depth_and_detect_threads_must_be_positive(stages):
     with pytest.raises(ValueError):
         ParallelRunner(FramePipeline(*stages), ParallelOptions(depth=0))
+    with pytest.raises(ValueError):
+        ParallelRunner(FramePipeline(*stages), ParallelOptions(detect_threads=0))
 
 
 def test_frame_results_are_not_aliased(d19, stages):
@@ -216,8 +223,11 @@ def test_frames_in_flight_stay_bounded_behind_a_slow_consumer(d19, stages, layou
             yield Frame(i, i / 30, image)
 
     options = LAYOUTS[layout]
-    threads = 2 if options.classify_thread else 1
-    allowed = threads * (options.depth + 1) + 1  # per thread: its queue + the frame in its hands; +1 being yielded
+    d, n = options.depth, options.detect_threads
+    # frames can sit in: the reading thread's hands; per detector thread (n > 1) its input queue, hands and
+    # output queue (n = 1: output queue only); the classify thread's hands and queue; the one being yielded
+    detectors = d if n == 1 else n * (2 * d + 1)
+    allowed = 1 + detectors + (d + 1 if options.classify_thread else 0) + 1
     pipe = FramePipeline(*stages, options=PipelineOptions(detect_every=5))
     ahead = []
     for consumed, item in enumerate(ParallelRunner(pipe, options).run(fast()), 1):
