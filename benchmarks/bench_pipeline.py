@@ -16,6 +16,9 @@ temporary folder with the same virtual environment):
 * ``after, parallel``: the same CLI with :class:`edge.pipeline.parallel.ParallelRunner`
   in :class:`edge.pipeline.video.VideoJob` (detect thread), as video.py uses it
   once wired (until then this script plugs it in, in the child process).
+* ``after, parallel + FileSource change``: also the change proposed for
+  ``edge/capture/file.py`` (decoder queue of 2, one FFmpeg decoding thread),
+  applied in the child (``bench_memory._proposed_source``).
 
     .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--runs 3] [--before 7e76698] [--model M] [--tta-flip]
 """
@@ -42,7 +45,7 @@ from benchmarks.common import ROOT, SHARED, concat_clip, machine, table  # noqa:
 
 #: The last commit before issue 15's pipeline work (sequential pipeline, float preprocessing path).
 BEFORE = "7e76698"
-VARIANTS = ("before", "after, sequential", "after, parallel")
+VARIANTS = ("before", "after, sequential", "after, parallel", "after, parallel + FileSource change")
 
 
 @dataclass
@@ -76,6 +79,10 @@ def child_parallel(argv: list[str]) -> int:
 
     if "ParallelRunner" not in inspect.getsource(video):
         video.VideoJob.__iter__ = _parallel_iter  # type: ignore[method-assign]
+    if os.environ.get("EDGE_FER_BENCH_PROPOSED_SOURCE"):
+        from benchmarks.bench_memory import _proposed_source
+
+        _proposed_source()
     return main(argv)
 
 
@@ -119,13 +126,15 @@ def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int,
                  extra: list[str]) -> tuple[float, dict, float, float]:
     """(wall s, summary.json, peak RSS MB, CPU s (user + system, all threads)) of one ``edge-fer --video`` process."""
     args = ["--video", str(clip), "--out", str(out), "--no-progress", "--detect-every", str(every), *extra]
-    if variant == "after, parallel":
+    if variant.startswith("after, parallel"):
         cmd = [sys.executable, __file__, "--child-parallel", json.dumps(args)]
     else:
         cmd = [sys.executable, "-m", "edge.cli", *args]
     t0 = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w+") as log:
         env = {**os.environ, "EDGE_FER_BENCH_THREADS": str(out.parent / f"{out.name}.threads.json")}
+        if variant.endswith("FileSource change"):
+            env["EDGE_FER_BENCH_PROPOSED_SOURCE"] = "1"
         proc = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=log, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (peak RSS in KiB)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -165,7 +174,8 @@ def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str
         dec, n = decode_fps(clip)
         decode.append(dec)
         for variant, every in keys[r % len(keys):] + keys[:r % len(keys)]:
-            wall, summary, rss, cpu = run_pipeline(variant, trees[variant], clip, tmp / f"out-{r}-{every}", every, extra)
+            out = tmp / f"out-{r}-{VARIANTS.index(variant)}-{every}"
+            wall, summary, rss, cpu = run_pipeline(variant, trees[variant], clip, out, every, extra)
             assert summary["frames"] == n, (variant, summary["frames"], n)
             s = samples[(variant, every)]
             s.fps.append(n / wall)
@@ -173,8 +183,8 @@ def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str
             s.first_s.append(summary["first_frame_s"])
             s.rss_mb.append(rss)
             s.cpu_ms.append(cpu / n * 1000)
-            threads = tmp / f"out-{r}-{every}.threads.json"
-            if variant == "after, parallel" and threads.exists():
+            threads = out.parent / f"{out.name}.threads.json"
+            if variant.startswith("after, parallel") and threads.exists():
                 t = json.loads(threads.read_text())["cpu_s"]
                 rest = cpu - t["main total"] - t.get("detect", 0.0) - t.get("classify", 0.0)
                 s.threads.append({"main thread (loop)": t["main loop"] / n * 1e3,
@@ -241,7 +251,7 @@ def main() -> None:
     cfg["classifier"]["tta_flip"] = args.tta_flip
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     extra = ["--config", str(tmp / "config.yaml"), *(["--model", str(Path(args.model).resolve())] if args.model else [])]
-    trees = {"before": before_tree(args.before, tmp), "after, sequential": ROOT, "after, parallel": ROOT}
+    trees = {variant: ROOT for variant in VARIANTS} | {"before": before_tree(args.before, tmp)}
     clip = concat_clip(SHARED / "videos" / "liveportrait_d18.mp4", args.frames, tmp / "d18_long.mp4")
     decode, n, samples = measure(args, clip, tmp, trees, extra)
     report(args, decode, n, samples)
