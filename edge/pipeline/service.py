@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.capture.live import LiveOptions, LiveSource
-from edge.config import Config
+from edge.config import Config, ConfigError
 from edge.config.schema import command_token
 from edge.metrics import Metrics
 from edge.pipeline.commands import REJECT_REASONS, CommandPolicy, CommandTargets, commands_allowed, handle_command
@@ -321,7 +321,10 @@ def run_daemon(cfg: Config) -> int:
 
     if not cfg.sources:
         return _fail(EXIT_USAGE, "config: sources: at least one source is needed to run the daemon")
-    service = Service(cfg)
+    try:
+        service = Service(cfg)
+    except ConfigError as exc:  # e.g. an unreadable password or command token file
+        return _fail(EXIT_USAGE, f"config: {exc}")
     _install_signals(service.stop_event)
     notifier = SystemdNotifier()
     try:
