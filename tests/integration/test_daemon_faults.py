@@ -474,3 +474,13 @@ def test_watchdog_fed_only_while_frames_are_processed_and_the_sender_lives(mosqu
         svc.stop_event.set()
         loop.join(5)
         svc.shutdown()
+
+
+def test_exit_6_message_masks_the_source_password(mosquitto, tmp_path):
+    url = f"rtsp://admin:S3cr3tPW@127.0.0.1:{free_port()}/live"  # nothing listens there
+    cfg, _ = write_config(tmp_path, mosquitto.port, url, read_timeout_s=1.0)
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    assert proc.wait(60) == 6
+    text = (tmp_path / "daemon.log").read_text()
+    assert "no source delivered frames" in text and "rtsp://admin:***@127.0.0.1" in text
+    assert "S3cr3tPW" not in text
