@@ -155,6 +155,26 @@ def before_tree(rev: str, tmp: Path) -> Path:
     return tree
 
 
+def events_of(path: Path) -> list[dict]:
+    """``events.jsonl`` without the fields that differ between runs (wall-clock ``ts``, ``boot_id``, ``seq``)."""
+    return [{k: v for k, v in json.loads(line).items() if k not in ("ts", "boot_id", "seq")}
+            for line in path.read_text().splitlines()]
+
+
+def same_outputs(tmp: Path, runs: int) -> str:
+    """Whether every run wrote the ``frames.csv`` (byte for byte) and events of the ``before`` run of its round."""
+    differ = []
+    for r in range(runs):
+        for every in (1, 5):
+            ref = tmp / f"out-{r}-0-{every}"
+            for v, variant in enumerate(VARIANTS[1:], 1):
+                out = tmp / f"out-{r}-{v}-{every}"
+                if ((out / "frames.csv").read_bytes() != (ref / "frames.csv").read_bytes()
+                        or events_of(out / "events.jsonl") != events_of(ref / "events.jsonl")):
+                    differ.append(f"round {r + 1}, {variant}, detect every {every}")
+    return "identical to 'before' in every run" if not differ else "DIFFER: " + "; ".join(differ)
+
+
 def span(values: list[float], fmt: str) -> str:
     """``median (min-max)`` of the values, or the one value."""
     values = [v for v in values if v == v]  # drop NaN
@@ -255,6 +275,7 @@ def main() -> None:
     clip = concat_clip(SHARED / "videos" / "liveportrait_d18.mp4", args.frames, tmp / "d18_long.mp4")
     decode, n, samples = measure(args, clip, tmp, trees, extra)
     report(args, decode, n, samples)
+    print(f"\nframes.csv and events.jsonl (without ts, boot_id, seq): {same_outputs(tmp, args.runs)}")
 
 
 if __name__ == "__main__":
