@@ -71,14 +71,21 @@ def decode_fps(path: Path) -> tuple[float, int]:
 
 
 def child_parallel(argv: list[str]) -> int:
-    """``edge-fer`` with ``VideoJob`` iterating through a ParallelRunner (unless video.py already does)."""
+    """``edge-fer`` with ``VideoJob`` fed by a ParallelRunner (unless video.py already uses one)."""
     import inspect
 
     from edge.cli.main import main
     from edge.pipeline import video
 
     if "ParallelRunner" not in inspect.getsource(video):
-        video.VideoJob.__iter__ = _parallel_iter  # type: ignore[method-assign]
+        init = video.VideoJob.__init__
+
+        def __init__(self, *args, **kwargs):  # noqa: N807 - patched constructor
+            init(self, *args, **kwargs)
+            feed = _RunnerFeed(self.source, self.pipeline)
+            self.source, self.pipeline = feed, feed
+
+        video.VideoJob.__init__ = __init__  # type: ignore[method-assign]
     if os.environ.get("EDGE_FER_BENCH_PROPOSED_SOURCE"):
         from benchmarks.bench_memory import _proposed_source
 
@@ -86,40 +93,41 @@ def child_parallel(argv: list[str]) -> int:
     return main(argv)
 
 
-def _parallel_iter(self):
-    """``VideoJob.__iter__`` with the runner: the change proposed for edge/pipeline/video.py."""
-    from edge.pipeline.parallel import ParallelRunner
-    from edge.pipeline.timing import process_age_s
-    from edge.pipeline.video import _progress
+class _RunnerFeed:
+    """Stands in for a VideoJob's ``source`` and ``pipeline``: whatever VideoJob does with them stays the same.
 
-    if self._used:
-        raise RuntimeError("a VideoJob can be iterated once")
-    self._used = True
-    t_start = time.perf_counter()
-    frames, last_t, first_frame_s = 0, 0.0, None
-    bar = _progress(self.source.declared_frames, self.progress)
-    runner, cpu0 = ParallelRunner(self.pipeline), time.thread_time()
-    try:
-        t_wait = time.perf_counter()
-        for item in runner.run(self.source):
-            frame, result = item.frame, item.result
-            self.timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decode + detect threads
-            if first_frame_s is None:
-                first_frame_s = process_age_s() or time.perf_counter() - t_start
-            with self.timer.stage("write"):
-                self.outputs.write(frame, result)
-            frames, last_t = frames + 1, frame.time_s
-            bar.update(1)
-            yield frame, result
-            t_wait = time.perf_counter()
-        with self.timer.stage("write"):
-            self.outputs.write_events(self.pipeline.finish())
-    finally:
-        bar.close()
-        self.close()
-    self._finish(frames, last_t, first_frame_s or 0.0, time.perf_counter() - t_start)
-    threads = {"main loop": time.thread_time() - cpu0, "main total": time.thread_time(), **runner.thread_cpu_s}
-    Path(os.environ["EDGE_FER_BENCH_THREADS"]).write_text(json.dumps({"frames": frames, "cpu_s": threads}))
+    Iterating it yields the frames out of a :class:`ParallelRunner` over the
+    real source; ``process(frame)`` then returns the runner's result for that
+    frame. Every other attribute is the real source's or pipeline's. This is
+    the effect of the change proposed for edge/pipeline/video.py
+    (``for item in ParallelRunner(self.pipeline).run(self.source)``).
+    """
+
+    def __init__(self, source, pipeline) -> None:
+        from edge.pipeline.parallel import ParallelRunner
+
+        self._source, self._pipeline, self._pending = source, pipeline, None
+        self.runner = ParallelRunner(pipeline)
+        self._cpu0 = 0.0
+
+    def __iter__(self):
+        self._cpu0 = time.thread_time()
+        frames = 0
+        for item in self.runner.run(self._source):
+            self._pending = item
+            frames += 1
+            yield item.frame
+        threads = {"main loop": time.thread_time() - self._cpu0, "main total": time.thread_time(),
+                   **self.runner.thread_cpu_s}
+        Path(os.environ["EDGE_FER_BENCH_THREADS"]).write_text(json.dumps({"frames": frames, "cpu_s": threads}))
+
+    def process(self, frame):
+        assert self._pending is not None and self._pending.frame is frame
+        return self._pending.result
+
+    def __getattr__(self, name: str):
+        source = self.__dict__["_source"]
+        return getattr(source, name) if hasattr(source, name) else getattr(self.__dict__["_pipeline"], name)
 
 
 def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int,
