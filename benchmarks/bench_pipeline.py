@@ -20,7 +20,8 @@ temporary folder with the same virtual environment):
   ``edge/capture/file.py`` (decoder queue of 2, one FFmpeg decoding thread),
   applied in the child (``bench_memory._proposed_source``).
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--runs 3] [--before 7e76698] [--model M] [--tta-flip]
+    .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--runs 3] [--before 7e76698]
+                                                  [--model M] [--tta-flip]
 """
 
 from __future__ import annotations
@@ -278,7 +279,8 @@ def main() -> None:
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["classifier"]["tta_flip"] = args.tta_flip
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
-    extra = ["--config", str(tmp / "config.yaml"), *(["--model", str(Path(args.model).resolve())] if args.model else [])]
+    model = ["--model", str(Path(args.model).resolve())] if args.model else []
+    extra = ["--config", str(tmp / "config.yaml"), *model]
     trees = {variant: ROOT for variant in VARIANTS} | {"before": before_tree(args.before, tmp)}
     clip = concat_clip(SHARED / "videos" / "liveportrait_d18.mp4", args.frames, tmp / "d18_long.mp4")
     decode, n, samples = measure(args, clip, tmp, trees, extra)
