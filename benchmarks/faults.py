@@ -74,8 +74,12 @@ def _drain_events(n: int, boot: str) -> list:
     return [OutgoingMessage(EVENT, json.dumps({"boot_id": boot, "seq": i}).encode()) for i in range(1, n + 1)]
 
 
-def scenario_drain(tmp: Path, n: int, kills: int, sig: int) -> dict:
-    """N stored events drained while the broker is killed ``kills`` times with ``sig``."""
+def scenario_drain(tmp: Path, n: int, kills: int, sig: int, sub_qos: int = 1) -> dict:
+    """N stored events drained while the broker is killed ``kills`` times with ``sig``.
+
+    ``sub_qos`` 2 makes the broker-to-subscriber leg exactly once, so that the
+    duplicates left are the ones the daemon sent again (PUBACKs lost with the broker).
+    """
     from edge.config.schema import MQTTConfig
     from edge.publish.mqtt import MqttPublisher
     from edge.publish.queue import MessageQueue
@@ -84,7 +88,7 @@ def scenario_drain(tmp: Path, n: int, kills: int, sig: int) -> dict:
     tmp.mkdir(parents=True, exist_ok=True)
     b = broker(tmp)
     b.start()
-    sub = Subscriber(b.port, client_id=f"drain-{sig}", persistent=True)
+    sub = Subscriber(b.port, client_id=f"drain-{sig}", persistent=True, qos=sub_qos)
     sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
     pub = MqttPublisher(MQTTConfig(host="127.0.0.1", port=b.port, keepalive_s=5, reconnect_max_s=1),
                         Topics("edge-fer", "t1"), MessageQueue(tmp / f"drain{sig}.sqlite"))
@@ -240,6 +244,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000, help="events in the drain scenario")
     ap.add_argument("--kills", type=int, default=10, help="broker kills during the drain")
     ap.add_argument("--daemon-kills", type=int, default=5)
+    ap.add_argument("--sub-qos", type=int, default=1, choices=(1, 2), help="subscription QoS in the drain scenario")
     ap.add_argument("--soak-minutes", type=float, default=0, help="0: no soak")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-faults-"))
@@ -247,8 +252,9 @@ def main() -> None:
     rows = []
     for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGKILL, "SIGKILL")):
         if "drain" in wanted:
-            r = scenario_drain(tmp / f"drain-{name}", args.events, args.kills, sig)
-            rows.append([f"drain {args.events}, {args.kills} broker {name}", *_cells(r)])
+            r = scenario_drain(tmp / f"drain-{name}", args.events, args.kills, sig, args.sub_qos)
+            rows.append([f"drain {args.events}, {args.kills} broker {name}, subscriber QoS {args.sub_qos}",
+                         *_cells(r)])
             print(rows[-1], flush=True)
     runs = {"daemon-kill": lambda d: scenario_daemon_kill(d, args.daemon_kills, 6.0),
             "full-disk": scenario_full_disk, "commands": scenario_commands}
