@@ -47,7 +47,7 @@ def _open(path: Path) -> cv2.VideoCapture:
         raise SourceError(f"no such file: {path}", kind="missing")
     if path.is_dir():
         raise SourceError(f"{path} is a folder, not a video file", kind="unreadable")
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])  # one decoder thread: less memory
     if not cap.isOpened():
         raise SourceError(f"{path}: not a readable video (unknown format or corrupt container)")
     return cap
@@ -70,7 +70,7 @@ def probe_video(path: str | Path) -> VideoInfo:
 class FileSource:
     """Iterates the frames of a video file, decoded in a background thread."""
 
-    def __init__(self, path: str | Path, name: str = "video", queue_size: int = 8, loop: bool = False) -> None:
+    def __init__(self, path: str | Path, name: str = "video", queue_size: int = 2, loop: bool = False) -> None:
         """Open the file.
 
         Raises:

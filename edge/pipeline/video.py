@@ -19,6 +19,7 @@ from edge.classify import EmotionClassifier
 from edge.config import Config
 from edge.detect import BlazeFace
 from edge.pipeline.annotate import AnnotatedVideo, DrawnFace
+from edge.pipeline.parallel import ParallelRunner
 from edge.pipeline.core import FrameResult
 from edge.pipeline.factory import build_pipeline
 from edge.pipeline.outputs import EventsJsonl, FramesCsv, build_summary
@@ -129,9 +130,9 @@ class VideoJob:
         bar = _progress(self.source.declared_frames, self.progress)
         try:
             t_wait = time.perf_counter()
-            for frame in self.source:
-                self.timer.add("decode", time.perf_counter() - t_wait)  # time blocked on the decoder thread
-                result = self.pipeline.process(frame)
+            for item in ParallelRunner(self.pipeline).run(self.source):  # detection runs a frame ahead
+                frame, result = item.frame, item.result
+                self.timer.add("wait", time.perf_counter() - t_wait)  # blocked on the decoder and detect threads
                 if first_frame_s is None:
                     first_frame_s = process_age_s() or time.perf_counter() - t_start
                 with self.timer.stage("write"):
