@@ -110,6 +110,13 @@ class Service:
         self.publisher = self._make_publisher() if cfg.mqtt.enabled else None
         self.sink = EventSink(self.publisher, self.topics, self.metrics)
         self.supervisor = Supervisor(self.metrics, self.publisher, self.sources)
+        self.web_state = self.web = None
+        if cfg.web.enabled:
+            from edge.web.state import WebState
+
+            self.web_state = WebState(list(self.sources), live_view=cfg.web.live_view,
+                                      read_timeout_s=cfg.read_timeout_s, device_id=cfg.device_id)
+            self.sink.listeners.append(self.web_state.add_event)
 
     def _make_publisher(self) -> MqttPublisher:
         mq = self.cfg.mqtt
@@ -159,6 +166,10 @@ class Service:
         """
         if self.cfg.metrics.enabled:
             self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+        if self.web_state is not None:
+            from edge.web.run import start_in_daemon
+
+            self.web = start_in_daemon(self.cfg, self.web_state)
         if self.publisher:
             self.sink.close_stale_tracks()
             self.publisher.start()
@@ -184,6 +195,8 @@ class Service:
         self._last_ok = time.monotonic()
         m.faces_detected.labels(name).inc(len(result.faces) if result.detected else 0)
         m.observe_stages(self.timer.last)
+        if self.web_state is not None:
+            self.web_state.frame_processed(name, frame, result)
         self.sink.emit(name, result.events)
         if self.cfg.privacy.save_crops_dir and result.faces:
             self._save_crops(name, frame, result)
@@ -205,10 +218,14 @@ class Service:
             self.metrics.sync_source(name, src.up, src.dropped, src.reconnects)
             self.metrics.tracks_active.labels(name).set(len(self.pipelines[name].open_tracks))
             self._maybe_publish_state(name, src, now)
+            if self.web_state is not None:
+                self.web_state.source_status(name, src.up, src.dropped, src.paused)
         if self.publisher:
             self.metrics.mqtt_connected.set(1 if self.publisher.connected.is_set() else 0)
             self.metrics.mqtt_queued.set(self.publisher.queued)
             self.metrics.sync_dropped(self.publisher.outbox.dropped)
+            if self.web_state is not None:
+                self.web_state.mqtt_status(self.publisher.connected.is_set(), self.publisher.queued)
 
     def _maybe_publish_state(self, name: str, src: LiveSource, now: float) -> None:
         if not self.publisher or now < self._state_due[name] or not self.publisher.connected.is_set():
@@ -270,6 +287,8 @@ class Service:
     def shutdown(self, flush_s: float = 1.0) -> None:
         """Stop sources, end tracks (``track_ended`` events), publish final states, flush MQTT, publish ``offline``."""
         self.supervisor.stopping = True
+        if self.web is not None:
+            self.web.stop(timeout_s=0.5)
         for src in self.sources.values():
             src.stop(timeout=0.2)
         for name, pipeline in self.pipelines.items():
@@ -332,6 +351,8 @@ def run_daemon(cfg: Config) -> int:
             started = service.start()
         except OSError as exc:
             return _fail(EXIT_USAGE, exc.strerror or str(exc))
+        except ConfigError as exc:  # web.enabled without the [web] extra, unreadable web.password_file
+            return _fail(EXIT_USAGE, str(exc))
         if not started:
             if service.stop_event.is_set():
                 return EXIT_OK
