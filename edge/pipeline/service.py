@@ -24,12 +24,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.capture.live import LiveOptions, LiveSource
 from edge.config import Config, ConfigError
 from edge.config.schema import command_token
 from edge.metrics import Metrics
 from edge.pipeline.commands import REJECT_REASONS, CommandPolicy, CommandTargets, commands_allowed, handle_command
+from edge.pipeline.core import FrameResult
 from edge.pipeline.events import EVENT_TYPES
 from edge.pipeline.factory import build_classifier, build_detector, build_pipeline
 from edge.pipeline.limiter import FpsLimiter
@@ -41,6 +43,11 @@ from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue
 from edge.publish.topics import Topics
 from edge.redact import mask_url
+from edge.types import Frame
+
+if TYPE_CHECKING:  # the [web] extra is optional: imported only when web.enabled
+    from edge.web.run import WebServer
+    from edge.web.state import WebState
 
 log = logging.getLogger("edge-fer.daemon")
 #: Exit codes of the daemon (README "Exit codes"): the numbers of ``edge.cli.exit_codes``, which this layer
@@ -110,7 +117,8 @@ class Service:
         self.publisher = self._make_publisher() if cfg.mqtt.enabled else None
         self.sink = EventSink(self.publisher, self.topics, self.metrics)
         self.supervisor = Supervisor(self.metrics, self.publisher, self.sources)
-        self.web_state = self.web = None
+        self.web_state: WebState | None = None
+        self.web: WebServer | None = None
         if cfg.web.enabled:
             from edge.web.state import WebState
 
@@ -182,7 +190,7 @@ class Service:
             time.sleep(0.05)
         return any(s.up for s in self.sources.values())
 
-    def _process(self, name: str, frame) -> None:
+    def _process(self, name: str, frame: Frame) -> None:
         try:
             result = self.pipelines[name].process(frame)
         except Exception:  # noqa: BLE001 - one bad frame must not stop a months-long run
@@ -199,19 +207,8 @@ class Service:
             self.web_state.frame_processed(name, frame, result)
         self.sink.emit(name, result.events)
         if self.cfg.privacy.save_crops_dir and result.faces:
-            self._save_crops(name, frame, result)
-
-    def _save_crops(self, name: str, frame, result) -> None:
-        """Opt-in only (``privacy.save_crops_dir``): write each face crop as PNG."""
-        import cv2
-
-        from edge.preprocess import crop_square, square_crop_box
-
-        folder = Path(self.cfg.privacy.save_crops_dir) / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for face in result.faces:
-            box = square_crop_box(*face.bbox.as_tuple(), margin=self.pipelines[name].classifier.margin)
-            cv2.imwrite(str(folder / f"{frame.index:08d}_t{face.track_id}.png"), crop_square(frame.image, box))
+            _save_crops(Path(self.cfg.privacy.save_crops_dir) / name, frame, result,
+                        self.pipelines[name].classifier.margin)
 
     def _housekeeping(self, now: float) -> None:
         for name, src in self.sources.items():
@@ -305,6 +302,23 @@ class Service:
 def _live_options(cfg: Config, s) -> LiveOptions:
     return LiveOptions(loop=s.loop, width=s.width, height=s.height, read_timeout_s=cfg.read_timeout_s,
                        reconnect_initial_s=cfg.reconnect_initial_s, reconnect_max_s=cfg.reconnect_max_s)
+
+
+def _save_crops(folder: Path, frame: Frame, result: FrameResult, margin: float) -> None:
+    """Opt-in only (``privacy.save_crops_dir``): write each face's square crop as PNG.
+
+    Files are ``<folder>/<frame index:08d>_t<track id>.png``, uint8 BGR, cut with the classifier's
+    crop margin (the window the model sees, before grey conversion and resizing).
+    """
+    import cv2
+
+    from edge.preprocess import crop_square, square_crop_box
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for face in result.faces:
+        b = face.bbox
+        box = square_crop_box(b.x, b.y, b.w, b.h, margin=margin)
+        cv2.imwrite(str(folder / f"{frame.index:08d}_t{face.track_id}.png"), crop_square(frame.image, box))
 
 
 def _warm_up(detector, classifier) -> None:
