@@ -1,7 +1,7 @@
 """``edge-fer``: offline clips (``--video``), images (``--image``), the local web page (``--serve``) or the daemon.
 
 Errors from bad input are one line on stderr with a distinct exit code
-(:mod:`edge.cli.exit_codes`); tracebacks only with ``--log-level DEBUG``.
+(:mod:`edge.exit_codes`); tracebacks only with ``--log-level DEBUG``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import sys
 
 from edge import __version__
-from edge.cli import exit_codes as codes
+from edge import exit_codes as codes
 from edge.config import Config, ConfigError, load_config
 
 log = logging.getLogger("edge-fer")

@@ -12,8 +12,8 @@ import importlib
 import logging
 from pathlib import Path
 
+from edge import exit_codes as codes
 from edge.capture import SourceError
-from edge.cli import exit_codes as codes
 from edge.config import Config
 from edge.runtime import MissingDependency, ModelError
 

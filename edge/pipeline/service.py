@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge import exit_codes as codes
 from edge.capture.live import LiveOptions, LiveSource
 from edge.config import Config, ConfigError
 from edge.config.schema import command_token
@@ -50,9 +50,6 @@ if TYPE_CHECKING:  # the [web] extra is optional: imported only when web.enabled
     from edge.web.state import WebState
 
 log = logging.getLogger("edge-fer.daemon")
-#: Exit codes of the daemon (README "Exit codes"): the numbers of ``edge.cli.exit_codes``, which this layer
-#: must not import (tests/unit/test_publish.py checks that they agree).
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_NO_SOURCE = 0, 1, 2, 6
 WATCHDOG_PERIOD_S = 1.0
 #: Seconds frames may keep arriving while none is processed successfully before the watchdog stops being fed.
 FAILING_S = 20.0
@@ -329,12 +326,6 @@ def _warm_up(detector, classifier) -> None:
     classifier.predict_batch(np.zeros((1, 48, 48), np.float32))
 
 
-def _fail(code: int, message: str) -> int:
-    """Print ``edge-fer: message`` on stderr (one line) and return ``code``."""
-    print(f"edge-fer: {message}", file=sys.stderr)
-    return code
-
-
 def _install_signals(stop: threading.Event) -> None:
     def _handler(signum, _frame):
         log.info("signal %d: shutting down", signum)
@@ -353,31 +344,31 @@ def run_daemon(cfg: Config) -> int:
     from sdnotify import SystemdNotifier
 
     if not cfg.sources:
-        return _fail(EXIT_USAGE, "config: sources: at least one source is needed to run the daemon")
+        return codes.fail(codes.USAGE, "config: sources: at least one source is needed to run the daemon")
     try:
         service = Service(cfg)
     except ConfigError as exc:  # e.g. an unreadable password or command token file
-        return _fail(EXIT_USAGE, f"config: {exc}")
+        return codes.fail(codes.USAGE, f"config: {exc}")
     _install_signals(service.stop_event)
     notifier = SystemdNotifier()
     try:
         try:
             started = service.start()
         except OSError as exc:
-            return _fail(EXIT_USAGE, exc.strerror or str(exc))
+            return codes.fail(codes.USAGE, exc.strerror or str(exc))
         except ConfigError as exc:  # web.enabled without the [web] extra, unreadable web.password_file
-            return _fail(EXIT_USAGE, str(exc))
+            return codes.fail(codes.USAGE, str(exc))
         if not started:
             if service.stop_event.is_set():
-                return EXIT_OK
+                return codes.OK
             names = ", ".join(f"{s.name} ({mask_url(s.uri)})" for s in cfg.sources)
-            return _fail(EXIT_NO_SOURCE, f"no source delivered frames within {cfg.read_timeout_s:g} s: {names}")
+            return codes.fail(codes.NO_SOURCE, f"no source delivered frames within {cfg.read_timeout_s:g} s: {names}")
         notifier.notify("READY=1")
         log.info("running: %d source(s), device_id %s", len(service.sources), cfg.device_id)
         service.loop(notifier)
         notifier.notify("STOPPING=1")
         if service.supervisor.fatal:
-            return _fail(EXIT_INTERNAL, service.supervisor.fatal)
-        return EXIT_OK
+            return codes.fail(codes.INTERNAL, service.supervisor.fatal)
+        return codes.OK
     finally:
         service.shutdown()

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, SYSTEM_PYTHON, RtspServer, free_port
 from daemon_helpers import Subscriber, start_daemon, wait_metric, write_config
-from edge.cli import exit_codes as codes
+from edge import exit_codes as codes
 
 pytestmark = pytest.mark.integration
 FRAMES = 'edge_fer_frames_processed_total{source="cam0"}'

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from edge.labels import EMOTIONS
 from edge.pipeline.commands import CommandTargets, handle_command
 from edge.pipeline.events import SCHEMA_VERSION, event_to_dict, make_event, track_ended_event
@@ -10,8 +12,6 @@ from edge.publish.queue import MessageQueue
 from edge.publish.topics import Topics
 from edge.smooth import EmotionSmoother
 from edge.types import BBox, EmotionScores
-
-import numpy as np
 
 
 def test_outbox_is_fifo_persistent_and_bounded(tmp_path):
@@ -138,9 +138,16 @@ def test_supervisor_restarts_a_dead_source_or_gives_up_with_a_reason():
     assert dead.fatal and "cam1" in dead.fatal
 
 
-def test_daemon_exit_codes_are_the_documented_ones():
-    from edge.cli import exit_codes as codes
+def test_one_set_of_exit_codes(capsys):
+    from edge import exit_codes as codes
+    from edge.cli import exit_codes as cli_codes
+    from edge.config import Config
     from edge.pipeline import service
 
-    assert (service.EXIT_OK, service.EXIT_INTERNAL, service.EXIT_USAGE, service.EXIT_NO_SOURCE) == (
-        codes.OK, codes.INTERNAL, codes.USAGE, codes.NO_SOURCE)
+    assert service.codes is codes  # the daemon keeps no copy of its own
+    assert not [n for n in vars(service) if n.startswith("EXIT_")]
+    assert {n: getattr(cli_codes, n) for n in cli_codes.__all__} == {n: getattr(codes, n) for n in cli_codes.__all__}
+    assert [c for c, _ in codes.TABLE] == [0, 1, 2, 3, 4, 5, 6, 7, 130]
+    assert service.run_daemon(Config(sources=[])) == codes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("edge-fer: config: sources:") and err.count("\n") == 1
