@@ -130,7 +130,7 @@ def run_serve_cmd(cfg: Config) -> int:
 def run_daemon_cmd(cfg: Config) -> int:
     """``edge-fer --config``: the long-lived service."""
     from edge.config.schema import daemon_problems
-    from edge.pipeline.service import run_daemon
+    from edge.daemon.service import run_daemon
 
     problems = daemon_problems(cfg)
     if problems:

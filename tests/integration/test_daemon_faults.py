@@ -383,7 +383,7 @@ def test_service_snapshot_and_event_listeners_in_process(mosquitto, d19, tmp_pat
     import threading
 
     from edge.config import load_config
-    from edge.pipeline.service import Service, SourceSnapshot
+    from edge.daemon.service import Service, SourceSnapshot
 
     cfg_path, _ = write_config(tmp_path, mosquitto.port, str(d19), metrics={"enabled": False})
     svc = Service(load_config(cfg_path))
@@ -439,7 +439,7 @@ def test_watchdog_fed_only_while_frames_are_processed_and_the_sender_lives(mosqu
     import threading
 
     from edge.config import load_config
-    from edge.pipeline import service as service_mod
+    from edge.daemon import service as service_mod
 
     monkeypatch.setattr(service_mod, "FAILING_S", 1.0)
     cfg_path, _ = write_config(tmp_path, mosquitto.port, str(d19), metrics={"enabled": False})

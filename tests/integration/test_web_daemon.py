@@ -1,6 +1,6 @@
 """The real daemon (``edge-fer --config``) with ``web.enabled``: its page in a real browser.
 
-Acceptance test of the daemon wiring (edge/pipeline/service.py -> edge.web):
+Acceptance test of the daemon wiring (edge/daemon/service.py -> edge.web):
 real clip, real mosquitto, real models, headless Debian Chromium.
 """
 

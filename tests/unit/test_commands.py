@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from edge.pipeline.commands import (ECHO_MAX, CommandPolicy, CommandTargets, commands_allowed, handle_command,
-                                    is_loopback_host)
+from edge.daemon.commands import (
+    ECHO_MAX,
+    CommandPolicy,
+    CommandTargets,
+    commands_allowed,
+    handle_command,
+    is_loopback_host,
+)
 
 
 def _targets(log):

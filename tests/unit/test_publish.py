@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
+from edge.daemon.commands import CommandTargets, handle_command
+from edge.daemon.state import ha_discovery, source_state
 from edge.labels import EMOTIONS
-from edge.pipeline.commands import CommandTargets, handle_command
 from edge.pipeline.events import SCHEMA_VERSION, event_to_dict, make_event, track_ended_event
-from edge.pipeline.state import ha_discovery, source_state
 from edge.publish.queue import MessageQueue
 from edge.publish.topics import Topics
 from edge.smooth import EmotionSmoother
@@ -76,7 +76,7 @@ def test_state_and_home_assistant_discovery():
 
 
 def test_fps_limiter_keeps_the_rate_on_a_faster_source():
-    from edge.pipeline.limiter import FpsLimiter
+    from edge.daemon.limiter import FpsLimiter
 
     for src_fps, limit in ((30.0, 15.0), (29.97, 15.0), (25.0, 10.0), (60.0, 15.0)):
         lim = FpsLimiter(limit)
@@ -109,8 +109,8 @@ def test_events_are_numbered_once_per_boot():
 def test_supervisor_restarts_a_dead_source_or_gives_up_with_a_reason():
     import threading
 
+    from edge.daemon.supervise import MAX_RESTARTS, Supervisor
     from edge.metrics import Metrics
-    from edge.pipeline.supervise import MAX_RESTARTS, Supervisor
 
     class Src:
         def __init__(self, restartable):
@@ -142,7 +142,7 @@ def test_one_set_of_exit_codes(capsys):
     from edge import exit_codes as codes
     from edge.cli import exit_codes as cli_codes
     from edge.config import Config
-    from edge.pipeline import service
+    from edge.daemon import service
 
     assert service.codes is codes  # the daemon keeps no copy of its own
     assert not [n for n in vars(service) if n.startswith("EXIT_")]

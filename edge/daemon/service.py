@@ -4,7 +4,7 @@ One processing thread serves every source round-robin (the detector and
 classifier are shared, not thread-safe); each source reads in its own thread
 into a latest-frame slot. systemd gets READY=1 once a source delivers and
 WATCHDOG=1 from the processing loop while the worker threads are alive
-(:mod:`edge.pipeline.supervise`) and frames that arrive are processed (not
+(:mod:`edge.daemon.supervise`) and frames that arrive are processed (not
 while every frame has failed for ``FAILING_S``; a source without frames is
 not a reason for a restart: it reconnects by itself); SIGTERM/SIGINT stop the loop, end the
 tracks, publish each source's final state (down, no face), flush the outbox
@@ -29,15 +29,15 @@ from edge import exit_codes as codes
 from edge.capture.live import LiveOptions, LiveSource
 from edge.config import Config, ConfigError
 from edge.config.schema import command_token
+from edge.daemon.commands import REJECT_REASONS, CommandPolicy, CommandTargets, commands_allowed, handle_command
+from edge.daemon.limiter import FpsLimiter
+from edge.daemon.sink import EventSink
+from edge.daemon.state import ha_discovery, source_state
+from edge.daemon.supervise import THREADS, Supervisor
 from edge.metrics import Metrics
-from edge.pipeline.commands import REJECT_REASONS, CommandPolicy, CommandTargets, commands_allowed, handle_command
 from edge.pipeline.core import FrameResult
 from edge.pipeline.events import EVENT_TYPES
 from edge.pipeline.factory import build_classifier, build_detector, build_pipeline
-from edge.pipeline.limiter import FpsLimiter
-from edge.pipeline.sink import EventSink
-from edge.pipeline.state import ha_discovery, source_state
-from edge.pipeline.supervise import THREADS, Supervisor
 from edge.pipeline.timing import StageTimer
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue
