@@ -13,6 +13,12 @@ with OpenCV's FFmpeg open/read timeouts (``CAP_PROP_OPEN_TIMEOUT_MSEC``,
 Credentials never reach a log line: every message names the source by
 :attr:`LiveSource.display_uri`, the URI with its password masked
 (:func:`edge.redact.mask_url`, ``rtsp://admin:***@host/...``).
+
+A reader thread that fails unexpectedly (an exception, not a source that
+stops delivering: that one is reopened) logs one ERROR line and ends;
+:attr:`LiveSource.alive` turns False and the daemon's supervisor
+(:mod:`edge.daemon.supervise`) calls :meth:`LiveSource.restart`, counted in
+``edge_fer_thread_restarts_total{thread="source"}``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import re
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 import cv2
@@ -106,12 +113,32 @@ class LiveSource:
         self.new_frame = new_frame or threading.Event()
         self._taken = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
+        self._thread = self._new_thread()
         self._index = 0
         self._t0 = time.monotonic()
 
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
+
     def start(self) -> None:
         """Start the reader thread."""
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the reader thread runs (False before :meth:`start`, after :meth:`stop` or a failure)."""
+        return self._thread.is_alive()
+
+    def restart(self) -> None:
+        """Start a new reader thread after the previous one ended (a no-op while it still runs).
+
+        Clears the stop flag; counters, frame numbering and the latest-frame slot carry on.
+        """
+        if self._thread.is_alive():
+            return
+        self._stop.clear()
+        self.up = False
+        self._thread = self._new_thread()
         self._thread.start()
 
     def latest(self) -> Frame | None:
@@ -137,6 +164,21 @@ class LiveSource:
         self.new_frame.set()
 
     def _run(self) -> None:
+        """Reader thread body: on an unexpected exception log one masked line and end (the supervisor restarts)."""
+        try:
+            self._reopen_loop()
+        except Exception as exc:  # noqa: BLE001 - any failure: say so, end, let the supervisor restart the reader
+            self.up = False
+            log.error("source %s: reader thread failed on %s: %s: %s", self.name, self.display_uri,
+                      type(exc).__name__, self._masked(str(exc)))
+            log.debug("source %s: reader traceback:\n%s", self.name, self._masked("".join(traceback.format_exc())))
+
+    def _masked(self, text: str) -> str:
+        """``text`` with the configured URI replaced by :attr:`display_uri` (no password in a log line)."""
+        uri = str(self.uri)
+        return text.replace(uri, self.display_uri) if uri != self.display_uri else text
+
+    def _reopen_loop(self) -> None:
         delay = self.options.reconnect_initial_s
         first = True
         while not self._stop.is_set():
@@ -146,14 +188,15 @@ class LiveSource:
             log.debug("source %s: opening %s (%s, reconnects so far %d)", self.name, self.display_uri, self.kind,
                       self.reconnects)
             cap = open_capture(self.uri, self.kind, self.options)
-            if cap.isOpened():
-                got = self._read_loop(cap)
-                if got:
-                    delay = self.options.reconnect_initial_s
-            else:
-                log.warning("source %s: cannot open %s; retrying in %.1f s", self.name, self.display_uri, delay)
-            cap.release()
-            self.up = False
+            try:
+                if cap.isOpened():
+                    if self._read_loop(cap):
+                        delay = self.options.reconnect_initial_s
+                else:
+                    log.warning("source %s: cannot open %s; retrying in %.1f s", self.name, self.display_uri, delay)
+            finally:
+                cap.release()
+                self.up = False
             if self._stop.wait(delay):
                 break
             delay = min(delay * 2.0, self.options.reconnect_max_s)
