@@ -1,6 +1,6 @@
 """Per-stage model costs at 1 thread: BlazeFace (with pre/post), crop+preprocess, every shipped int8 classifier.
 
-    .venv/bin/python benchmarks/bench_models.py
+.venv/bin/python benchmarks/bench_models.py
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def main() -> None:
     for variant in ("short", "full"):
         det = BlazeFace(DetectorOptions(variant=variant, num_threads=1))
         for name, img in (("480x480", frame), ("640x480", big)):
-            rows.append([f"BlazeFace {variant} ({name}, pre+invoke+post)", f"{timeit(lambda: det.detect(img), 300) * 1e3:.3f}"])
+            ms = timeit(lambda: det.detect(img), 300) * 1e3
+            rows.append([f"BlazeFace {variant} ({name}, pre+invoke+post)", f"{ms:.3f}"])
     det = BlazeFace()
     d = det.detect(frame)[0]
     clf = EmotionClassifier(num_threads=1)

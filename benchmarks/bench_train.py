@@ -18,9 +18,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
 from benchmarks.common import SHARED, machine, table, timeit  # noqa: E402
 from convert.convert import convert_model  # noqa: E402
 from edge.classify import EmotionClassifier  # noqa: E402

@@ -9,7 +9,6 @@ int8 input and output tensors. Calibration images go through
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -102,7 +101,12 @@ def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndar
     """Float (Keras) vs converted top-1 agreement, accuracy and score error on the same images.
 
     Args:
-        x: float32 (N, 48, 48) preprocessed faces; y: int (N,) true class ids.
+        keras_path: The float ``.keras`` model.
+        tflite_path: The converted ``.tflite`` model.
+        x: float32 (N, 48, 48) preprocessed faces.
+        y: int (N,) true class ids.
+        tta_flip: Average the Keras model's face and mirror-image scores, as a model converted
+            with ``--tta-flip`` does inside the ``.tflite`` (which is run as it is).
 
     Returns:
         ``n``, ``float_accuracy``, ``tflite_accuracy``, ``top1_agreement`` and

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,8 @@ class Face:
 
     def to_dict(self) -> dict:
         """JSON-ready dict: ``bbox`` as [x, y, w, h] in pixels (1 decimal), the other fields as they are."""
-        d = {"bbox": [round(v, 1) for v in self.bbox.as_tuple()], "emotion": self.emotion, "scores": self.scores}
+        d: dict[str, Any] = {"bbox": [round(v, 1) for v in self.bbox.as_tuple()], "emotion": self.emotion,
+                             "scores": self.scores}
         if self.detector_score is not None:
             d["detector_score"] = round(self.detector_score, 4)
         if self.track_id is not None:
@@ -159,7 +161,7 @@ class Analyzer:
     """
 
     def __init__(self, model: str | Path | None = None, detect_every: int | None = None,
-                 config: Config | str | Path | None = None, num_threads: int | None = None) -> None:
+                 config: Config | dict | str | Path | None = None, num_threads: int | None = None) -> None:
         """Load the detector and the emotion model.
 
         Args:
@@ -183,14 +185,14 @@ class Analyzer:
         if num_threads is not None:
             overrides.setdefault("classifier", {})["num_threads"] = num_threads
             overrides["detector"] = {"num_threads": num_threads}
-        if isinstance(config, Config):
-            config = config.model_dump()
-        if isinstance(config, dict):  # validated again, with the overrides merged over it
-            base = {k: v for k, v in config.items() if v is not None}
+        given = config.model_dump() if isinstance(config, Config) else config
+        self.config: Config
+        if isinstance(given, dict):  # validated again, with the overrides merged over it
+            base = {k: v for k, v in given.items() if v is not None}
             self.config = load_config(None, {**base, **{k: {**base.get(k, {}), **v} if isinstance(v, dict) else v
                                                        for k, v in overrides.items()}})
         else:
-            self.config = load_config(config, overrides)
+            self.config = load_config(given, overrides)
         from edge.pipeline.factory import build_classifier, build_detector
 
         self.detector = build_detector(self.config)

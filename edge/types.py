@@ -70,10 +70,12 @@ class Frame:
 
     @property
     def width(self) -> int:
+        """Image width in pixels."""
         return int(self.image.shape[1])
 
     @property
     def height(self) -> int:
+        """Image height in pixels."""
         return int(self.image.shape[0])
 
 

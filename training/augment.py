@@ -51,8 +51,8 @@ def random_affine(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
         float32 (N, H, W) warped copies.
     """
     n, h, w = images.shape
-    angles = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg, n)
-    scales = 1.0 + rng.uniform(-cfg.zoom, cfg.zoom, n)
+    angles = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg, (n,))
+    scales = 1.0 + rng.uniform(-cfg.zoom, cfg.zoom, (n,))
     shifts = rng.uniform(-cfg.shift, cfg.shift, (n, 2)) * (w, h)
     out = np.empty_like(images)
     for i in range(n):

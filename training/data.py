@@ -285,7 +285,8 @@ def load_dataset(path: str | Path, layout: str = "auto", *, cache_dir: str | Pat
         layout: ``auto``, ``folder``, ``csv`` or ``ferplus``.
         cache_dir: Folder for cached arrays (never inside the repository).
         usage: FER2013 CSV Usage filter.
-        ferplus_mode, contempt: FER+ options (see :func:`load_ferplus`).
+        ferplus_mode: FER+ targets, ``majority`` or ``soft`` (see :func:`load_ferplus`).
+        contempt: FER+ contempt votes, ``neutral`` or ``keep`` (see :func:`load_ferplus`).
         crop: Folder layout only: ``none`` (images are face crops), ``detect``
             (crop the largest face with the runtime detector), ``auto`` (detect
             in images larger than 96 px only); see ``training.crop``.
@@ -342,7 +343,7 @@ def save_packed(data: FaceDataset, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"x": np.round(data.x * 255.0).astype(np.uint8), "y": data.y.astype(np.float32),
+    arrays: dict[str, np.ndarray] = {"x": np.round(data.x * 255.0).astype(np.uint8), "y": data.y.astype(np.float32),
               "labels": np.asarray(data.labels)}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_LZMA) as zf:
         for name, array in arrays.items():

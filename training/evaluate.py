@@ -55,10 +55,10 @@ def metrics_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> d
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
         "n": len(y_true), "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=[l for l, c in zip(labels, s) if c], average="macro",
+        "macro_f1": float(f1_score(y_true, y_pred, labels=[lab for lab, c in zip(labels, s) if c], average="macro",
                                    zero_division=0)),
-        "per_class": {l: {"precision": float(pp), "recall": float(rr), "f1": float(ff), "support": int(ss)}
-                      for l, pp, rr, ff, ss in zip(labels, p, r, f, s)},
+        "per_class": {lab: {"precision": float(pp), "recall": float(rr), "f1": float(ff), "support": int(ss)}
+                      for lab, pp, rr, ff, ss in zip(labels, p, r, f, s)},
         "labels": labels,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
@@ -74,7 +74,11 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
         model: ``.keras`` or ``.tflite`` file.
         data: Dataset folder or FER2013 CSV (see ``training.data.load_dataset``);
             only a name in the report when ``dataset`` is given.
-        layout, usage, contempt, crop: Dataset options (FER+ is read in majority mode).
+        layout: Dataset layout (``auto``, ``folder``, ``csv`` or ``ferplus``; FER+ is read in majority mode).
+        usage: FER2013 CSV Usage filter.
+        contempt: FER+ contempt votes, ``neutral`` or ``keep``.
+        cache_dir: Folder for cached dataset arrays, or None.
+        crop: Folder layout face cropping, ``none``, ``detect`` or ``auto``.
         out_dir: When set, writes ``metrics.json`` and ``confusion.png`` there.
         tta_flip: Average face and mirror-image scores.
         dataset: An already loaded ``FaceDataset`` (e.g. a ``fit`` run's validation split).

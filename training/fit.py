@@ -20,9 +20,11 @@ class EpochTimer(keras.callbacks.Callback):
     """Keras callback that records seconds per epoch into the logs as ``epoch_s``."""
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
         self._t = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        """Add ``epoch_s`` (wall-clock seconds of the epoch) to ``logs``."""
         if logs is not None:
             logs["epoch_s"] = time.perf_counter() - self._t
 
@@ -48,6 +50,7 @@ class TimeBudgetCosine(keras.callbacks.Callback):
         self._t0 = self._start = self._epoch_s = 0.0
 
     def on_train_begin(self, logs=None):
+        """Start the budget's clock."""
         self._t0 = time.perf_counter()
 
     def rate(self, epoch: int, elapsed_s: float) -> float:
@@ -58,10 +61,12 @@ class TimeBudgetCosine(keras.callbacks.Callback):
         return self.lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + np.cos(np.pi * progress)))
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Set the optimizer's learning rate to :meth:`rate` of this epoch and the elapsed time."""
         self._start = time.perf_counter()
         self.model.optimizer.learning_rate.assign(self.rate(epoch, self._start - self._t0))
 
     def on_epoch_end(self, epoch, logs=None):
+        """Log ``lr``; stop training when one more epoch (as long as this one) would overrun the budget."""
         now = time.perf_counter()
         self._epoch_s = now - self._start if epoch else 0.0  # the first epoch includes compilation
         if logs is not None:
@@ -87,6 +92,7 @@ class WeightAverage(keras.callbacks.Callback):
         self.start, self.count, self._sum = start, 0, None
 
     def on_epoch_end(self, epoch, logs=None):
+        """Add the weights to the running sum from epoch ``start`` on."""
         if epoch + 1 < self.start:
             return
         weights = self.model.get_weights()
@@ -94,6 +100,7 @@ class WeightAverage(keras.callbacks.Callback):
         self.count += 1
 
     def on_train_end(self, logs=None):
+        """Set the model's weights to the mean of the summed ones (if any epoch was summed)."""
         if self.count:
             self.model.set_weights([a / self.count for a in self._sum])
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.classify.registry import resolve_model
 from edge.labels import EMOTIONS
 from edge.preprocess import DEFAULT_CROP_MARGIN, INPUT_SIZE, PIXEL_SCALE, face_grey, preprocess_face
-from edge.classify.registry import resolve_model
 from edge.runtime import ModelError, load_interpreter
 from edge.types import Detection, EmotionScores
 

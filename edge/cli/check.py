@@ -56,7 +56,7 @@ def _sources(cfg: Config) -> list[Problem]:
         if classify_uri(src.uri) != "file":
             continue
         try:
-            probe_video(src.uri)
+            probe_video(str(src.uri))  # a "file" uri is a path (device indices are ints)
         except SourceError as exc:
             problems.append(Problem(f"sources.{i}.uri", f"source {src.name}: {exc}"))
     return problems

@@ -166,7 +166,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _key_text(node: yaml.Node) -> str:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id}>"
+    # every PyYAML node class has ``id`` ("sequence", "mapping"); types-PyYAML declares it on the subclasses only
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id}>"  # type: ignore[attr-defined]
 
 
 def _duplicate_keys(node: yaml.Node, path: str, seen: set[int]) -> Iterator[str]:

@@ -1,7 +1,7 @@
-"""Weighted non-maximum suppression, as MediaPipe's ``NonMaxSuppressionCalculator``
-with ``algorithm: WEIGHTED`` (mediapipe/calculators/util/non_max_suppression_calculator.cc).
+"""Weighted non-maximum suppression, as MediaPipe's ``NonMaxSuppressionCalculator``.
 
-Overlapping candidates are not thrown away: the kept detection's box and
+Its ``algorithm: WEIGHTED`` (mediapipe/calculators/util/non_max_suppression_calculator.cc):
+overlapping candidates are not thrown away: the kept detection's box and
 keypoints are the score-weighted mean of every candidate whose IoU with the
 best one exceeds the threshold; the score stays the best one's.
 """
@@ -37,7 +37,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     """
     order = np.argsort(-scores)
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray, float]] = []
     while len(scores) and len(out) < max_out:
         overlap = iou_matrix(boxes[0], boxes) > iou_threshold
         overlap[0] = True

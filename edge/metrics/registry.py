@@ -1,6 +1,7 @@
-"""Prometheus metrics (prometheus-client), named per the Prometheus naming
-conventions (https://prometheus.io/docs/practices/naming/): ``edge_fer_``
-prefix, base units (seconds), ``_total`` for counters.
+"""Prometheus metrics (prometheus-client), named per the Prometheus naming conventions.
+
+https://prometheus.io/docs/practices/naming/: ``edge_fer_`` prefix, base units
+(seconds), ``_total`` for counters.
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ class AnnotatedVideo:
         """
         if self._proc is None:
             self._proc = self._open(image.shape[1], image.shape[0])
+        assert self._proc.stdin is not None  # opened with stdin=PIPE
         try:
             self._proc.stdin.write(np.ascontiguousarray(draw_faces(image.copy(), faces)).tobytes())
         except BrokenPipeError:
@@ -166,6 +167,7 @@ class AnnotatedVideo:
         if self._proc is None:
             return
         proc, self._proc = self._proc, None
+        assert proc.stdin is not None  # opened with stdin=PIPE
         try:
             proc.stdin.close()
         except BrokenPipeError:

@@ -22,8 +22,7 @@ from edge.pipeline.events import make_event, track_ended_event
 from edge.pipeline.timing import FrameTimes, StageTimer
 from edge.smooth import EmotionSmoother, SmoothingOptions
 from edge.track import IoUTracker, TrackerOptions
-from edge.types import (BBox, Detection, EmotionEvent, EmotionScores, FaceResult, Frame, Track,
-                        TrackedFace)
+from edge.types import BBox, Detection, EmotionEvent, EmotionScores, FaceResult, Frame, Track, TrackedFace
 
 
 @dataclass(frozen=True)

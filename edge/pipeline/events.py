@@ -52,8 +52,16 @@ def make_event(kind: str, state: TrackState, track_id: int, source: str, time_s:
     Args:
         kind: One of ``EVENT_TYPES``.
         state: The track's smoothing state (current emotion, smoothed scores).
+        track_id: The track's id.
+        source: Name of the source the frame came from.
+        time_s: Media time of the frame in seconds (rounded to ms).
+        bbox: The track's box in frame pixels.
         frame_size: (width, height) in pixels, to normalise ``bbox``.
+        labels: Class names in the order of ``state.smoothed``.
         extra: Type-specific fields (e.g. ``previous_emotion``).
+
+    Returns:
+        The event, not yet numbered (``boot_id`` and ``seq`` are set by :class:`EventCounter`).
     """
     idx = labels.index(state.current)
     return EmotionEvent(kind, round(time_s, 3), source, track_id, state.current,
@@ -112,8 +120,12 @@ def restart_ended_dict(previous_boot_id: str, source: str, track_id: int, start_
 
     Args:
         previous_boot_id: ``boot_id`` of the run that started the track (its events carry it).
-        start_s, last_s: Media times (seconds, of that run) of the track's first and latest event.
+        source: Name of the track's source.
+        track_id: The track's id in that run.
+        start_s: Media time (seconds, of that run) of the track's first event.
+        last_s: Media time (seconds, of that run) of the track's latest event.
         emotion: Its emotion at its latest event.
+        counter: Numbers the event; the process-wide ``COUNTER`` when None.
 
     Returns:
         The event JSON object: numbered in this boot; ``confidence``, ``scores``,

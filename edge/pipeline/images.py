@@ -49,7 +49,11 @@ def image_lines(file: Path, faces: list, width: int, height: int) -> list[dict]:
     Args:
         file: The image file (named in every object).
         faces: :class:`edge.api.Face` values of the image.
-        width, height: Image size in pixels (for ``bbox_norm``).
+        width: Image width in pixels (for ``bbox_norm``).
+        height: Image height in pixels (for ``bbox_norm``).
+
+    Returns:
+        The JSON objects (dicts), in face order.
     """
     if not faces:
         return [{"file": str(file), "face_index": None, "faces": 0, "note": "no face found"}]

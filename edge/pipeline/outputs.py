@@ -18,7 +18,6 @@ from edge.pipeline.events import event_to_dict
 from edge.types import EmotionEvent
 
 
-
 def frame_columns(labels: tuple[str, ...]) -> list[str]:
     """Header of ``frames.csv`` for a classifier with these labels."""
     return ["frame", "time_s", "track_id", "x", "y", "w", "h", *labels, "emotion"]

@@ -36,7 +36,7 @@ def _read(frames_csv: Path) -> tuple[list[str], dict[int, list[tuple[float, str,
     with open(frames_csv, newline="") as fh:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
-        labels = fields[fields.index("h") + 1:fields.index("emotion")]
+        labels = list(fields[fields.index("h") + 1:fields.index("emotion")])
         for row in reader:
             series[int(row["track_id"])].append((float(row["time_s"]), row["emotion"],
                                                  [float(row[e]) for e in labels]))

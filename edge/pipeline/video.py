@@ -19,10 +19,10 @@ from edge.classify import EmotionClassifier
 from edge.config import Config
 from edge.detect import BlazeFace
 from edge.pipeline.annotate import AnnotatedVideo, DrawnFace
-from edge.pipeline.parallel import ParallelRunner
 from edge.pipeline.core import FrameResult
 from edge.pipeline.factory import build_pipeline
 from edge.pipeline.outputs import EventsJsonl, FramesCsv, build_summary
+from edge.pipeline.parallel import ParallelRunner
 from edge.pipeline.timing import StageTimer, process_age_s
 from edge.types import EmotionEvent, Frame
 
@@ -91,7 +91,8 @@ class VideoJob:
         Args:
             path: Video file (any container/codec OpenCV's FFmpeg reads).
             cfg: Validated configuration (``detect_every``, tracker, smoothing, classifier.align).
-            detector, classifier: Loaded stages (shared across clips; each job has its own tracks).
+            detector: Loaded face detector (shared across clips; each job has its own tracks).
+            classifier: Loaded emotion classifier (shared across clips).
             out_dir: Folder for frames.csv, events.jsonl, summary.json; None writes no files.
             annotate: H.264 MP4 with boxes and labels; None for none.
             plot: Write ``out_dir/timeline.png`` at the end (needs matplotlib and ``out_dir``).
@@ -131,6 +132,8 @@ class VideoJob:
         try:
             t_wait = time.perf_counter()
             for item in ParallelRunner(self.pipeline).run(self.source):  # detection runs a frame ahead
+                if item is None:  # only yielded while idle with ``idle_s`` (not given here)
+                    continue
                 frame, result = item.frame, item.result
                 self.timer.add("wait", time.perf_counter() - t_wait)  # blocked on the decoder and detect threads
                 if first_frame_s is None:

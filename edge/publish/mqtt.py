@@ -30,11 +30,11 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
 
-from edge.config.schema import MQTTConfig, mqtt_password
+from edge.config.schema import MQTTConfig, TLSConfig, mqtt_password
 from edge.publish.queue import MessageQueue, OutgoingMessage, TrackMark
 from edge.publish.ratelimit import RateLimitedLog
 from edge.publish.topics import Topics
@@ -71,13 +71,15 @@ class MqttPublisher:
     Attributes:
         connected: Set while a CONNACK-accepted connection is up.
         commands_enabled: Subscribe to the command topic (set before :meth:`start`).
-        published: Messages enqueued, by kind.
     """
 
     def __init__(self, cfg: MQTTConfig, topics: Topics, outbox: MessageQueue, window: int = 50) -> None:
         """Prepare the client (nothing connects until :meth:`start`).
 
         Args:
+            cfg: The ``mqtt`` section of the config (broker, credentials, TLS, QoS).
+            topics: Topic names of this device.
+            outbox: The persistent queue messages are stored in until their PUBACK.
             window: QoS 1 messages handed to paho and not yet acknowledged, at most.
 
         Raises:
@@ -88,7 +90,6 @@ class MqttPublisher:
         self.commands_enabled = True
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
-        self.published: dict[str, int] = {}
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
         self._last_handed = 0
         self._wake = threading.Event()
@@ -117,7 +118,7 @@ class MqttPublisher:
         if c.username:
             client.username_pw_set(c.username, password)
         if c.tls:
-            self._set_tls(client)
+            self._set_tls(client, c.tls)
         client.reconnect_delay_set(1, max(1, int(c.reconnect_max_s)))
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
@@ -127,8 +128,7 @@ class MqttPublisher:
         client.on_message = self._on_message
         return client
 
-    def _set_tls(self, client: mqtt.Client) -> None:
-        tls = self.cfg.tls
+    def _set_tls(self, client: mqtt.Client, tls: TLSConfig) -> None:
         insecure = bool(tls.insecure)
         client.tls_set(ca_certs=tls.ca_certs, certfile=tls.certfile, keyfile=tls.keyfile,
                        cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
@@ -285,9 +285,15 @@ class MqttPublisher:
         """Store one message for at-least-once delivery (QoS from config)."""
         self.enqueue_many([(topic, payload, kind)], retain=retain)
 
-    def enqueue_many(self, items: list[tuple[str, dict | str, str]], marks: list[TrackMark] = (),
+    def enqueue_many(self, items: list[tuple[str, dict | str, str]], marks: Sequence[TrackMark] = (),
                      retain: bool = False) -> int:
         """Store (topic, payload, kind) messages and open-track changes in one transaction.
+
+        Args:
+            items: (topic, payload, kind); a dict payload is sent as JSON. ``kind`` is informational
+                only (events are counted by type in the caller's metrics).
+            marks: Open-track changes stored in the same transaction.
+            retain: Set the MQTT retain flag on every message.
 
         Returns:
             Messages stored (0 when the disk is full: they are dropped and counted by the outbox).
@@ -296,8 +302,6 @@ class MqttPublisher:
                 for t, p, _ in items]
         stored = self.outbox.put_many(msgs, marks)
         if stored:
-            for _, _, kind in items:
-                self.published[kind] = self.published.get(kind, 0) + 1
             self._wake.set()
         return len(stored)
 

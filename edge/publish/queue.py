@@ -120,8 +120,15 @@ def is_full(exc: sqlite3.Error) -> bool:
     return _code(exc) == SQLITE_FULL or "disk is full" in str(exc)
 
 
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """``lastrowid`` of an INSERT (sqlite3 leaves it ``None`` only for statements that insert no row)."""
+    if cursor.lastrowid is None:
+        raise sqlite3.DatabaseError("INSERT returned no row id")
+    return cursor.lastrowid
+
+
 def _private_files(path: Path) -> None:
-    """chmod 0600 the database and its WAL/SHM files (those that exist)."""
+    """Set mode 0600 on the database and its WAL/SHM files (those that exist)."""
     for suffix in ("", "-wal", "-shm", "-journal"):
         f = Path(f"{path}{suffix}")
         if f.exists():
@@ -204,19 +211,19 @@ class MessageQueue:
         except sqlite3.DatabaseError as exc:
             if self.path is None or not is_corrupt(exc):
                 raise
-            self._move_aside(exc)
+            self._move_aside(self.path, exc)
             return self._connect()
 
-    def _move_aside(self, exc: Exception) -> None:
+    def _move_aside(self, path: Path, exc: Exception) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
         for suffix in ("", "-wal", "-shm", "-journal"):
-            src = Path(f"{self.path}{suffix}")
+            src = Path(f"{path}{suffix}")
             if src.exists():
                 os.replace(src, Path(f"{target}{suffix}"))
         self.corrupt_moved.append(target)
         log.error("MQTT outbox %s is corrupt (%s): moved aside to %s, starting a new one; "
-                  "events stored in it are not delivered", self.path, exc, target)
+                  "events stored in it are not delivered", path, exc, target)
 
     def _recover(self, exc: Exception) -> None:
         """Replace a database found corrupt while running (lock held)."""
@@ -229,7 +236,7 @@ class MessageQueue:
         if self.path is None:
             self._db = self._connect()
             return
-        self._move_aside(exc)
+        self._move_aside(self.path, exc)
         self._db = self._connect()
 
     def _run(self, op: Callable[[sqlite3.Connection], T], default: T, on_full: Callable[[], None] | None = None) -> T:
@@ -280,8 +287,8 @@ class MessageQueue:
 
         def op(db: sqlite3.Connection) -> list[int]:
             db.execute("BEGIN IMMEDIATE")
-            ids = [int(db.execute("INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
-                                  (m.topic, m.payload, m.qos, int(m.retain))).lastrowid) for m in messages]
+            ids = [_row_id(db.execute("INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+                                      (m.topic, m.payload, m.qos, int(m.retain)))) for m in messages]
             for mark in marks:
                 _apply_mark(db, mark)
             over = self._count + len(ids) - self.max_messages

@@ -14,6 +14,7 @@ class Topics:
 
     @property
     def base(self) -> str:
+        """``{prefix}/{device_id}``, the root of every topic of this device."""
         return f"{self.prefix}/{self.device_id}"
 
     @property

@@ -134,7 +134,7 @@ class IoUTracker:
             dt = time_s - track.last_s
             dx, dy = track.velocity[0] * dt, track.velocity[1] * dt
             det = track.detection
-            moved = Detection(_shift(det.bbox, dx, dy), det.score, det.keypoints + np.float32([dx, dy]))
+            moved = Detection(_shift(det.bbox, dx, dy), det.score, det.keypoints + np.array([dx, dy], np.float32))
             carried.append(TrackedFace(track, moved))
         return carried
 

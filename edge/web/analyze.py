@@ -60,8 +60,9 @@ def decode_upload(data: bytes) -> np.ndarray:
 
 
 class UploadAnalyzer:
-    """The web server's own :class:`edge.api.Analyzer` (never the daemon's), built on first use,
-    one upload at a time (the interpreters are not thread-safe).
+    """The web server's own :class:`edge.api.Analyzer` (never the daemon's), built on first use.
+
+    It analyses one upload at a time (the interpreters are not thread-safe).
 
     Args:
         cfg: Validated configuration (detector and classifier sections).
@@ -99,8 +100,16 @@ class UploadAnalyzer:
 
 
 def annotated_preview(image: np.ndarray, faces: list[Face]) -> str:
-    """A ``data:image/jpeg;base64,...`` URL of the photo (longer side ≤ ``PREVIEW_MAX_SIDE``) with each face's
-    box, ``n emotion`` label (n = 1-based face number, as on the page) and score bars."""
+    """A ``data:image/jpeg;base64,...`` URL of the photo with each face drawn.
+
+    Args:
+        image: uint8 BGR (H, W, 3), not modified; the preview's longer side is ≤ ``PREVIEW_MAX_SIDE``.
+        faces: The faces found in ``image``; each is drawn with its box, an ``n emotion`` label
+            (n = 1-based face number, as on the page) and score bars.
+
+    Returns:
+        The data URL (JPEG, quality ``PREVIEW_JPEG_QUALITY``).
+    """
     drawn = [DrawnFace(f.bbox, f"{i + 1} {f.emotion}", f.emotion, f.scores) for i, f in enumerate(faces)]
     jpeg = annotated_jpeg(image, drawn, PREVIEW_MAX_SIDE, PREVIEW_JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")

@@ -141,8 +141,11 @@ class WebApp:
             await asyncio.sleep(self.encoder.period_s)
 
     async def classify(self, request: Request) -> JSONResponse:
-        """``POST /api/classify`` (body: the image bytes): faces and an annotated preview, or ``{"error"}``
-        with 400 (empty), 413 (over 10 MB or 50 MP), 415 (not an image), 422 (undecodable), 500 (model)."""
+        """``POST /api/classify`` (body: the image bytes): faces and an annotated preview, or ``{"error"}``.
+
+        The error statuses are 400 (empty), 413 (over 10 MB or 50 MP), 415 (not an image),
+        422 (undecodable) and 500 (model).
+        """
         declared = _int_param(request.headers.get("content-length"))
         if declared is not None and declared > MAX_UPLOAD_BYTES:
             return _upload_error(UploadError(f"file too large: {declared / 1e6:.1f} MB "

@@ -47,6 +47,7 @@ class GuardMiddleware:
         self.password = password
 
     async def __call__(self, scope, receive, send) -> None:
+        """ASGI entry: non-HTTP scopes pass through; HTTP requests are checked, responses get the headers."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -10,8 +10,10 @@ from edge.types import BBox
 
 
 def annotated_jpeg(image: np.ndarray, faces: list[DrawnFace], max_side: int, quality: int) -> bytes:
-    """A copy of ``image`` scaled so its longer side is ≤ ``max_side``, with each face's box, label and
-    score bars drawn as by ``--annotate`` (``edge.pipeline.annotate.draw_faces``), JPEG-encoded.
+    """A copy of ``image`` scaled so its longer side is ≤ ``max_side``, faces drawn, JPEG-encoded.
+
+    Each face's box, label and score bars are drawn as by ``--annotate``
+    (``edge.pipeline.annotate.draw_faces``).
 
     Args:
         image: uint8 BGR (H, W, 3); not modified.

@@ -45,7 +45,7 @@ def test_analyze_image_gives_pixels_scores_and_matches_the_cli(analyzer, d19, tm
 def test_analyze_video_iterates_frames_then_gives_the_summary(analyzer, d19, tmp_path):
     clip = analyzer.analyze_video(d19)
     with pytest.raises(RuntimeError, match="iterated"):
-        clip.summary
+        _ = clip.summary
     frames = list(clip)
     assert len(frames) == 250 and all(isinstance(f, FrameAnalysis) for f in frames)
     times = [f.time_s for f in frames]

@@ -129,7 +129,10 @@ def test_recover_rejects_a_model_that_is_not_an_edge_model(fer2013, tmp_path):
 
 
 def test_ferplus_soft_fit_keeping_contempt_runs_end_to_end(ferplus, d19, tmp_path):
-    """A few hundred real FER+ faces on their vote distributions, contempt kept: 8 labels from fit to MQTT-ready events."""
+    """A few hundred real FER+ faces on their vote distributions, contempt kept.
+
+    8 labels from fit to MQTT-ready events.
+    """
     cache, run, tfl = tmp_path / "cache", tmp_path / "run", tmp_path / "ferplus8_int8.tflite"
     _run("training.cli", "fit", "--data", str(ferplus / "FER2013Train"), "--labels", "ferplus", "--ferplus-mode",
          "soft", "--contempt", "keep", "--out", str(run), "--epochs", "1", "--limit", "400", "--batch-size", "64",

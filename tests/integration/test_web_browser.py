@@ -15,8 +15,18 @@ from selenium.webdriver.common.by import By
 
 from conftest import read_frame
 from edge.web.state import WebState
-from web_helpers import (SCREENSHOTS, Feeder, browser_fetch_status, chrome, http_get, http_json, serving,
-                         set_basic_auth, wait_for, web_config)
+from web_helpers import (
+    SCREENSHOTS,
+    Feeder,
+    browser_fetch_status,
+    chrome,
+    http_get,
+    http_json,
+    serving,
+    set_basic_auth,
+    wait_for,
+    web_config,
+)
 
 pytestmark = pytest.mark.integration
 FACE_TEXT = re.compile(r"^#\d+ (angry|disgust|fear|happy|neutral|sad|surprise)$")

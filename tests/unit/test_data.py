@@ -129,9 +129,10 @@ def test_whole_photo_folders_are_cropped_by_the_runtime_detector(d19, tmp_path):
     cv2.imwrite(str(root / "anger" / "s02.png"), frame * 0)  # no face: skipped
     data = load_dataset(root, crop="auto")
     assert len(data.x) == 1 and data.skipped == 1 and data.labels[data.hard_labels[0]] == "happy"
-    det = max(BlazeFace(DetectorOptions(variant="full")).detect(cv2.imread(str(root / "happiness" / "s01.png"))), key=lambda d: d.bbox.area)
-    assert np.abs(data.x[0] - preprocess_face(cv2.imread(str(root / "happiness" / "s01.png")),
-                                              det.bbox.as_tuple(), margin=DEFAULT_CROP_MARGIN, eyes=det.eyes)).max() == 0
+    image = cv2.imread(str(root / "happiness" / "s01.png"))
+    det = max(BlazeFace(DetectorOptions(variant="full")).detect(image), key=lambda d: d.bbox.area)
+    expected = preprocess_face(image, det.bbox.as_tuple(), margin=DEFAULT_CROP_MARGIN, eyes=det.eyes)
+    assert np.abs(data.x[0] - expected).max() == 0
 
 
 def test_packed_dataset_round_trip_is_exact(fer2013, tmp_path):
