@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import socket
@@ -46,6 +47,24 @@ def ferplus() -> Path:
 @pytest.fixture(scope="session")
 def d19(videos) -> Path:
     return _require(videos / "liveportrait_d19.mp4")
+
+
+def ferplus_valid_subset(ferplus: Path, dest: Path, rows: int) -> tuple[Path, list[list[str]]]:
+    """The first ``rows`` rows of FER+ ``FER2013Valid`` (``label.csv`` and their images) copied to ``dest``.
+
+    Returns:
+        The new ``dest/FER2013Valid`` folder and its label rows (image name, bbox, 10 vote counts).
+    """
+    src = ferplus / "FER2013Valid"
+    with open(src / "label.csv", newline="") as fh:
+        kept = list(csv.reader(fh))[:rows]
+    root = dest / "FER2013Valid"
+    root.mkdir()
+    with open(root / "label.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(kept)
+    for r in kept:
+        (root / r[0]).write_bytes((src / r[0]).read_bytes())
+    return root, kept
 
 
 def read_frame(path: Path, index: int) -> np.ndarray:

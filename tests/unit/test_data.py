@@ -5,6 +5,7 @@ import csv
 import numpy as np
 import pytest
 
+from conftest import ferplus_valid_subset
 from edge.labels import EMOTIONS, FER2013_CSV_IDS
 from training.data import DataError, detect_layout, ferplus_target, load_dataset, split_validation
 
@@ -63,14 +64,7 @@ def test_csv_with_wrong_columns_is_a_one_line_error(tmp_path):
 
 
 def test_ferplus_majority_and_soft_modes(ferplus, tmp_path):
-    src = ferplus / "FER2013Valid"
-    rows = list(csv.reader(open(src / "label.csv")))[:40]
-    root = tmp_path / "FER2013Valid"
-    root.mkdir()
-    with open(root / "label.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    for r in rows:
-        (root / r[0]).write_bytes((src / r[0]).read_bytes())
+    root, rows = ferplus_valid_subset(ferplus, tmp_path, 40)
     major = load_dataset(root, ferplus_mode="majority")
     soft = load_dataset(root, ferplus_mode="soft")
     assert set(np.unique(major.y)) <= {0.0, 1.0}

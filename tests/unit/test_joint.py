@@ -1,22 +1,14 @@
 """training.joint: FER2013 labels found for FER+ faces (the same photos, another grey-level mapping)."""
 
-import csv
-
 import numpy as np
 
+from conftest import ferplus_valid_subset
 from training.data import load_dataset
 from training.joint import fer2013_targets, match_rows
 
 
 def test_ferplus_valid_faces_are_found_in_fer2013_test(ferplus, fer2013, tmp_path):
-    src = ferplus / "FER2013Valid"
-    rows = list(csv.reader(open(src / "label.csv")))[:60]
-    root = tmp_path / "FER2013Valid"
-    root.mkdir()
-    with open(root / "label.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    for r in rows:
-        (root / r[0]).write_bytes((src / r[0]).read_bytes())
+    root, _ = ferplus_valid_subset(ferplus, tmp_path, 60)
     plus = load_dataset(root, ferplus_mode="majority")
     test = load_dataset(fer2013 / "test")  # FER2013 PublicTest = FER+ FER2013Valid
     y, report = fer2013_targets(plus.x, test)
