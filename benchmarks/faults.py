@@ -194,7 +194,7 @@ def scenario_commands(tmp: Path) -> dict:
         t0 = time.monotonic()
         for i in range(1000):
             sub.client.publish("edge-fer/t1/cmd", json.dumps({"cmd": "ping", "id": i, "token": "bench-token"}), qos=1)
-        for i in range(100):
+        for _ in range(100):
             sub.client.publish("edge-fer/t1/cmd", json.dumps({"cmd": "ping", "id": "x" * 1_000_000}), qos=1)
             sub.client.publish("edge-fer/t1/cmd", json.dumps({"cmd": "pause", "source": "cam0", "token": "no"}), qos=1)
         sub.wait_for(lambda: len(sub.on("edge-fer/t1/cmd/result")) >= 1200, timeout=120, what="1200 replies")

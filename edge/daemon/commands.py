@@ -126,14 +126,16 @@ def handle_command(payload: bytes, targets: CommandTargets, policy: CommandPolic
 
     Args:
         payload: The raw MQTT payload (bytes, any size: checked against ``policy.max_bytes`` first).
+        targets: What the commands act on (pause/resume a source, republish state, the source names).
+        policy: Token and payload size limit (default: no token, :data:`DEFAULT_MAX_BYTES`).
 
     Returns:
         The reply for ``cmd/result`` (JSON-serialisable with ``allow_nan=False``)
         and the rejection reason, if any.
     """
     msg, failure = _parse(payload, policy)
-    if failure:
-        return failure
+    if failure is not None or msg is None:
+        return failure or _fail({"id": None, "cmd": None}, "malformed", "expected a JSON object")
     cmd, source = msg.get("cmd"), msg.get("source")
     reply = {"id": _echo(msg.get("id")), "cmd": _echo(cmd) if isinstance(cmd, str) else None}
     if not _token_ok(msg, policy.token):

@@ -60,8 +60,7 @@ class EventSink:
         if dicts:
             log.info("closing %d track(s) left open by an earlier run (track_ended, reason restart)", len(dicts))
             self.publisher.enqueue_many([(self.topics.event(d["source"]), d, "track_ended") for d in dicts])
-            for d in dicts:
-                self.metrics.events_published.labels("track_ended").inc()
+            self.metrics.events_published.labels("track_ended").inc(len(dicts))
             self._announce(dicts)
         return len(dicts)
 

@@ -12,8 +12,10 @@ def source_state(source: str, tracks: dict[int, str], up: bool, paused: bool) ->
     """The retained ``state`` payload of a source.
 
     Args:
+        source: Source name (as in the config).
         tracks: {track_id: current emotion} of the faces tracked now.
-        up: Whether the source delivers frames; paused: whether it is paused.
+        up: Whether the source delivers frames.
+        paused: Whether the source is paused (by an MQTT command).
 
     Returns:
         ``{schema_version, ts, source, faces, dominant_emotion, tracks, source_up, paused}``;

@@ -3,11 +3,11 @@
 import getpass
 import os
 import shutil
-import sys
-import time
 import signal
 import ssl
 import subprocess
+import sys
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -40,8 +40,8 @@ def test_tls_and_password_from_env(d19, tmp_path):
     broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp_path / "m.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
-    cfg, _ = write_config(tmp_path, port, str(d19), mqtt={"username": "edge", "tls": {"ca_certs": str(tmp_path / "ca.crt")},
-                                                          "password_env": "TEST_MQTT_PW"})
+    cfg, _ = write_config(tmp_path, port, str(d19), mqtt={"username": "edge", "password_env": "TEST_MQTT_PW",
+                                                          "tls": {"ca_certs": str(tmp_path / "ca.crt")}})
     got = []
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     sub.username_pw_set("edge", "s3cret")
