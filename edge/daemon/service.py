@@ -1,14 +1,24 @@
 """The daemon: live sources -> pipelines -> MQTT + Prometheus, under systemd.
 
-One processing thread serves every source round-robin (the detector and
-classifier are shared, not thread-safe); each source reads in its own thread
-into a latest-frame slot. systemd gets READY=1 once a source delivers and
-WATCHDOG=1 from the processing loop while the worker threads are alive
-(:mod:`edge.daemon.supervise`) and frames that arrive are processed (not
-while every frame has failed for ``FAILING_S``; a source without frames is
-not a reason for a restart: it reconnects by itself); SIGTERM/SIGINT stop the loop, end the
-tracks, publish each source's final state (down, no face), flush the outbox
-and publish ``offline``.
+Each source reads in its own thread into a latest-frame slot. Frames go
+through one :class:`~edge.pipeline.parallel.ParallelRunner` for every source
+(the detector and classifier are shared, not thread-safe): its detect thread
+takes the sources' newest frames round-robin (as each ``fps`` limit admits)
+and runs BlazeFace on frame t while the processing thread (the caller of
+:meth:`Service.loop`) tracks, classifies, smooths and publishes frame t - 1;
+queues of one frame keep the latest-frame behaviour (a frame waits at most
+for the one before it). The processing thread also does the housekeeping
+(metrics, retained state, supervision, watchdog), at least every
+``IDLE_S`` seconds when no frame comes.
+
+systemd gets READY=1 once a source delivers and WATCHDOG=1 from the
+processing loop while the worker threads are alive
+(:mod:`edge.daemon.supervise`), the detect thread keeps taking frames and
+frames that arrive are processed (not while every frame has failed for
+``FAILING_S``; a source without frames is not a reason for a restart: it
+reconnects by itself); SIGTERM/SIGINT stop the loop, end the tracks, publish
+each source's final state (down, no face), flush the outbox and publish
+``offline``.
 
 For a web page: :meth:`Service.snapshot` returns typed per-source state and
 ``Service.sink.listeners`` receives every event's JSON object.
@@ -21,6 +31,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +49,7 @@ from edge.metrics import Metrics
 from edge.pipeline.core import FrameResult
 from edge.pipeline.events import EVENT_TYPES
 from edge.pipeline.factory import build_classifier, build_detector, build_pipeline
+from edge.pipeline.parallel import ParallelOptions, ParallelRunner
 from edge.pipeline.timing import StageTimer
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue
@@ -54,7 +66,19 @@ WATCHDOG_PERIOD_S = 1.0
 #: Seconds frames may keep arriving while none is processed successfully before the watchdog stops being fed.
 FAILING_S = 20.0
 SUPERVISE_PERIOD_S = 1.0
+#: Longest wait for a frame before the processing loop does its housekeeping anyway (seconds).
+IDLE_S = 0.05
+#: One frame between the detect thread and the processing thread: frames stay fresh, memory flat.
+RUNNER = ParallelOptions(depth=1, join_timeout_s=0.5)
 DROP_REASONS = ("queue_full", "disk_full")
+
+
+@dataclass
+class _Due:
+    """Monotonic times of the next supervision pass and watchdog ping (seconds)."""
+
+    check: float = 0.0
+    watchdog: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +131,7 @@ class Service:
         self.pipelines = {name: build_pipeline(cfg, name, detector, classifier, self.timer) for name in self.sources}
         self.limiters = {s.name: FpsLimiter(s.fps) for s in cfg.sources}
         self._processed = {name: 0 for name in self.sources}
-        self._last_taken = self._last_ok = time.monotonic()
+        self._last_taken = self._last_ok = self._feeder_beat = time.monotonic()
         self._state_due: dict[str, float] = {name: 0.0 for name in self.sources}
         self._state_last: dict[str, dict] = {}
         self.metrics.init_series(list(self.sources), EVENT_TYPES, DROP_REASONS, REJECT_REASONS, THREADS)
@@ -187,14 +211,9 @@ class Service:
             time.sleep(0.05)
         return any(s.up for s in self.sources.values())
 
-    def _process(self, name: str, frame: Frame) -> None:
-        try:
-            result = self.pipelines[name].process(frame)
-        except Exception:  # noqa: BLE001 - one bad frame must not stop a months-long run
-            self.metrics.frame_errors.labels(name).inc()
-            log.exception("source %s: frame %d failed; skipped", name, frame.index)
-            return
-        m = self.metrics
+    def _frame_done(self, frame: Frame, result: FrameResult) -> None:
+        """Count, publish and show one processed frame (processing thread)."""
+        name, m = frame.source, self.metrics
         m.frames_processed.labels(name).inc()
         self._processed[name] += 1
         self._last_ok = time.monotonic()
@@ -206,6 +225,11 @@ class Service:
         if self.cfg.privacy.save_crops_dir and result.faces:
             _save_crops(Path(self.cfg.privacy.save_crops_dir) / name, frame, result,
                         self.pipelines[name].classifier.margin)
+
+    def _frame_failed(self, frame: Frame, exc: BaseException) -> None:
+        """A stage raised on ``frame``: count it, log it with its traceback, skip the frame (months-long run)."""
+        self.metrics.frame_errors.labels(frame.source).inc()
+        log.error("source %s: frame %d failed; skipped", frame.source, frame.index, exc_info=exc)
 
     def _housekeeping(self, now: float) -> None:
         for name, src in self.sources.items():
@@ -240,33 +264,67 @@ class Service:
         self._last_taken = now
         return frame
 
-    def loop(self, notifier) -> None:
-        """Process frames until ``stop_event`` is set (or a worker thread cannot be kept alive)."""
-        next_watchdog = next_check = 0.0
+    def _live_frames(self) -> Iterator[Frame]:
+        """The sources' newest frames, round-robin, as their ``fps`` limits admit them, until ``stop_event``.
+
+        Runs in the runner's detect thread; it asks for the next frame only once
+        the previous one was handed on, so a busy pipeline drops frames at the source.
+        """
         while not self.stop_event.is_set():
+            self._feeder_beat = time.monotonic()
             self.new_frame.clear()
-            busy = False
+            took = False
             for name, src in self.sources.items():
                 frame = self._take(name, src, time.monotonic())
                 if frame is not None:
-                    self._process(name, frame)
-                    busy = True
-            now = time.monotonic()
-            self._housekeeping(now)
-            if now >= next_check:
-                self.supervisor.check()
-                next_check = now + SUPERVISE_PERIOD_S
-                if self.supervisor.fatal:
-                    return
-            if now >= next_watchdog and self._healthy():
-                notifier.notify("WATCHDOG=1")
-                next_watchdog = now + WATCHDOG_PERIOD_S
-            if not busy:
-                self.new_frame.wait(0.05)
+                    took = True
+                    yield frame
+            if not took:
+                self.new_frame.wait(IDLE_S)
+
+    def loop(self, notifier) -> None:
+        """Process frames until ``stop_event`` is set (or a worker thread cannot be kept alive).
+
+        Args:
+            notifier: ``sdnotify.SystemdNotifier`` (anything with ``notify(str)``): gets ``WATCHDOG=1``.
+        """
+        runner = ParallelRunner(self.pipelines, RUNNER)
+        results = runner.run(self._live_frames(), on_error=self._frame_failed, idle_s=IDLE_S)
+        due = _Due()
+        try:
+            for item in results:
+                if item is not None:
+                    self._frame_done(item.frame, item.result)
+                if not self._tick(notifier, due) or self.stop_event.is_set():
+                    break
+        except Exception as exc:  # noqa: BLE001 - the frame feed itself failed: exit non-zero, systemd restarts
+            log.exception("processing loop failed")
+            self.supervisor.fatal = f"processing loop failed: {type(exc).__name__}: {exc}"
+        finally:
+            if isinstance(results, Generator):
+                results.close()  # stops and joins the runner's threads before the pipelines are finished
+
+    def _tick(self, notifier, due: _Due) -> bool:
+        """Housekeeping, supervision and watchdog after a frame or an idle wait; False once a worker is lost."""
+        now = time.monotonic()
+        self._housekeeping(now)
+        if now >= due.check:
+            self.supervisor.check()
+            due.check = now + SUPERVISE_PERIOD_S
+            if self.supervisor.fatal:
+                return False
+        if now >= due.watchdog and self._healthy():
+            notifier.notify("WATCHDOG=1")
+            due.watchdog = now + WATCHDOG_PERIOD_S
+        return True
 
     def _healthy(self) -> bool:
-        """Feed the watchdog? Workers alive, and frames that arrive get processed (an idle source is fine)."""
-        return self.supervisor.healthy() and self._last_taken - self._last_ok < FAILING_S
+        """Feed the watchdog? Workers alive, the detect thread takes frames, and frames that arrive get processed.
+
+        An idle source is fine; a detect step stuck for ``FAILING_S`` is not.
+        """
+        return (self.supervisor.healthy() and self._last_taken - self._last_ok < FAILING_S
+                and time.monotonic() - self._feeder_beat < FAILING_S)
 
     def snapshot(self) -> dict[str, SourceSnapshot]:
         """Typed state of every source now (any thread; values may be a frame old)."""

@@ -454,26 +454,44 @@ def test_watchdog_fed_only_while_frames_are_processed_and_the_sender_lives(mosqu
     assert svc.start()
     loop = threading.Thread(target=svc.loop, args=(Notifier(),))
     loop.start()
+    release = threading.Event()
     try:
         time.sleep(2.5)
         assert len(pings) >= 2  # healthy: about one a second
-        real = svc.pipelines["cam0"].process
-        svc.pipelines["cam0"].process = lambda frame: 1 / 0  # every frame fails from now on
+        pipe = svc.pipelines["cam0"]
+        pipe.classify_step = lambda frame, step: 1 / 0  # every frame fails from now on
         t_fail = time.monotonic()
         time.sleep(3.5)
         assert not [t for t in pings if t > t_fail + 2.2], "fed while every frame failed"
-        svc.pipelines["cam0"].process = real
+        del pipe.classify_step  # the pipeline's own step again
+        time.sleep(2.5)
+        assert [t for t in pings if t > t_fail + 3.5]  # processing again: fed again
+
+        real_detect = pipe.detect_step
+
+        def stuck(frame):  # the detector hangs (the detect thread, not the processing thread)
+            release.wait(10)
+            return real_detect(frame)
+
+        pipe.detect_step = stuck
+        t_stuck = time.monotonic()
+        time.sleep(3.5)
+        assert not [t for t in pings if t > t_stuck + 2.2], "fed while the detect thread was stuck"
+        del pipe.detect_step
+        release.set()
         time.sleep(2.5)
         t_ok = time.monotonic()
-        assert [t for t in pings if t > t_fail + 3.5]  # processing again: fed again
+        assert [t for t in pings if t > t_stuck + 3.5]  # taking frames again: fed again
         svc.publisher._stop.set()  # the sender ends (and the supervisor may not restart a stopping publisher)
         svc.publisher._sender.join(2)
         time.sleep(2.5)
         assert not [t for t in pings if t > t_ok + 1.2], "fed while the MQTT sender was dead"
     finally:
+        release.set()
         svc.stop_event.set()
         loop.join(5)
         svc.shutdown()
+    assert not loop.is_alive()
 
 
 def test_exit_6_message_masks_the_source_password(mosquitto, tmp_path):
