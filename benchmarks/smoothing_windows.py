@@ -11,7 +11,9 @@ for every smoothing setting of a small grid. Per setting:
 * ``onsets``: labelled onsets whose emotion became current before the window
   ended, of all labelled onsets;
 * ``delay_s``: median over those onsets of (first frame at or after the
-  previous window's end whose current emotion is the label) - onset.
+  previous window's end whose current emotion is the label) - onset;
+* ``step_s``: delay of a clean, full-confidence change (scores jump from one
+  label to another): ``tau_s * ln(2 / (1 - switch_margin)) + min_hold_s``.
 
 Usage: python benchmarks/smoothing_windows.py [--models ferplus fer2013] [--top 12]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from edge.smooth import EmotionSmoother, SmoothingOptions  # noqa: E402
 from edge.types import EmotionScores, Frame  # noqa: E402
 
 WINDOWS_CSV = Path(__file__).with_name("clip_windows.csv")
-GRID = {"tau_s": (0.3, 0.5, 0.8), "min_hold_s": (0.3, 0.5, 0.7), "switch_margin": (0.0, 0.1, 0.2)}
+GRID = {"tau_s": (0.2, 0.3, 0.5, 0.8), "min_hold_s": (0.3, 0.4, 0.5, 0.7, 1.0), "switch_margin": (0.0, 0.1, 0.2, 0.3)}
 
 
 @dataclass(frozen=True)
@@ -133,12 +136,14 @@ def main(argv: list[str] | None = None) -> None:
                 max_chg, matches, delays = max(max_chg, c), matches + m, delays + d
             reached = [d for d in delays if d != float("inf")]
             delay = statistics.median(reached) if reached else float("inf")
-            rows.append((max_chg, -float(np.mean(matches)), delay, len(reached), len(delays), tau, hold, margin))
-        rows.sort(key=lambda r: (r[0] > 1, -r[3], r[2] > 0.7, r[1], r[2]))
-        print(f"\nmodel {model}  (rule: max_chg <= 1, most onsets reached, delay_s <= 0.7, highest match)")
-        print(f"{'tau_s':>6}{'hold_s':>7}{'margin':>7}{'max_chg':>8}{'match':>7}{'onsets':>7}{'delay_s':>8}")
-        for max_chg, neg_match, delay, hit, n, tau, hold, margin in rows[:args.top]:
-            print(f"{tau:>6.1f}{hold:>7.1f}{margin:>7.2f}{max_chg:>8d}{-neg_match:>7.3f}{f'{hit}/{n}':>7}{delay:>8.2f}")
+            step = tau * math.log(2 / (1 - margin)) + hold
+            rows.append((max_chg, -float(np.mean(matches)), delay, len(reached), len(delays), step, tau, hold, margin))
+        rows.sort(key=lambda r: (r[0] > 1, -r[3], max(r[2], r[5]) > 0.7, r[1], r[5]))
+        print(f"\nmodel {model}  (rule: max_chg <= 1, most onsets reached, delay_s and step_s <= 0.7, highest match)")
+        print(f"{'tau_s':>6}{'hold_s':>7}{'margin':>7}{'max_chg':>8}{'match':>7}{'onsets':>7}{'delay_s':>8}{'step_s':>7}")
+        for max_chg, neg_match, delay, hit, n, step, tau, hold, margin in rows[:args.top]:
+            print(f"{tau:>6.1f}{hold:>7.1f}{margin:>7.2f}{max_chg:>8d}{-neg_match:>7.3f}{f'{hit}/{n}':>7}{delay:>8.2f}"
+                  f"{step:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ SHIPPED_MODELS: dict[str, str] = {
 }
 
 #: The model used when ``classifier.model`` is not set (rule: ``edge/models/MODELS.md``).
-DEFAULT_MODEL_NAME = "fer2013"
+DEFAULT_MODEL_NAME = "ferplus"
 
 
 def resolve_model(model: str | Path | None) -> Path:

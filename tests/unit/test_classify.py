@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import read_frame
-from edge.classify import DEFAULT_MODEL, EmotionClassifier
+from edge.classify import DEFAULT_MODEL, SHIPPED_MODELS, EmotionClassifier, resolve_model
 from edge.detect import BlazeFace
 from edge.labels import EMOTIONS
 from edge.runtime import ModelError
@@ -92,3 +92,19 @@ def test_missing_or_invalid_model_is_a_model_error(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(ModelError):
         EmotionClassifier(bad)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+def test_every_shipped_model_loads_by_name(name):
+    clf = EmotionClassifier(name)
+    assert clf.path == resolve_model(name) and clf.path.is_file()
+    meta = json.loads(clf.path.with_suffix(".json").read_text())
+    assert list(clf.labels) == meta["labels"]
+    probs = clf.predict_batch(np.random.default_rng(0).random((3, 48, 48), dtype=np.float32))
+    assert probs.shape == (3, len(meta["labels"]))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=0.03)
+
+
+def test_unknown_model_name_is_a_model_error():
+    with pytest.raises(ModelError, match="shipped model name"):
+        resolve_model("ferplusx")

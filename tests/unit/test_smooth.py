@@ -55,3 +55,17 @@ def test_seconds_and_dominant_are_accounted_per_track():
     assert state.seconds["neutral"] == pytest.approx(2.3, abs=0.2)
     assert sum(state.seconds.values()) == pytest.approx(179 / 30, abs=1e-6)
     assert sm.pop(1) is None
+
+
+def test_switch_margin_needs_a_clear_lead_before_a_change():
+    """A challenger leading by less than ``switch_margin`` never becomes current; a clear lead does."""
+    close = np.array([0.0, 0.0, 0.0, 0.45, 0.55, 0.0, 0.0], np.float32)   # neutral 0.55 vs happy 0.45
+    slight = np.array([0.0, 0.0, 0.0, 0.55, 0.45, 0.0, 0.0], np.float32)  # happy leads by 0.10
+    clear = np.array([0.0, 0.0, 0.0, 0.80, 0.20, 0.0, 0.0], np.float32)   # happy leads by 0.60
+    sm = EmotionSmoother(SmoothingOptions(tau_s=0.0, min_hold_s=0.0, switch_margin=0.3))
+    changes = []
+    for i, probs in enumerate([close] + [slight] * 10 + [clear] * 2):
+        _, previous = sm.update(1, EmotionScores(probs), i * 0.1)
+        changes.append(previous)
+    assert sm.states[1].current == "happy"
+    assert changes.index("neutral") == 11  # the first frame with a 0.3+ lead, not the slight lead before
