@@ -91,10 +91,11 @@ def test_evaluate_errors_are_one_line(tmp_path, fer2013):
     res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
                           "--data", str(fer2013 / "test")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 3 and "model file not found" in res.stderr and "Traceback" not in res.stderr
-    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
+    shipped = str(ROOT / "edge" / "models" / "ferplus_int8.tflite")
+    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", shipped,
                           "--data", str(tmp_path / "nothing")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "no such file" in res.stderr and "Traceback" not in res.stderr
-    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(tmp_path / "x.tflite"),
+    res = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", shipped,
                           "--val-of", str(tmp_path / "no_run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "expected a fit run folder" in res.stderr and "Traceback" not in res.stderr
 
