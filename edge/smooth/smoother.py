@@ -18,7 +18,6 @@ import numpy as np
 from edge.labels import EMOTIONS
 from edge.types import EmotionScores
 
-
 #: Defaults chosen on the labelled windows of the shared clips (``benchmarks/smoothing_windows.py``).
 DEFAULT_TAU_S = 0.2
 DEFAULT_MIN_HOLD_S = 0.5
