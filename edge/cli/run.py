@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from edge import exit_codes as codes
@@ -119,12 +120,7 @@ def run_serve_cmd(cfg: Config) -> int:
         from edge.web.run import serve_offline
     except ImportError as exc:
         return codes.fail(codes.USAGE, f"--serve unavailable ({exc}): {WEB_INSTALL}")
-    try:
-        return serve_offline(cfg)
-    except ModelError as exc:
-        return codes.fail(codes.MODEL, str(exc))
-    except OSError as exc:
-        return codes.fail(codes.USAGE, f"cannot serve on {cfg.web.host}:{cfg.web.port}: {exc}")
+    return _mapped(lambda: serve_offline(cfg), f"cannot serve on {cfg.web.host}:{cfg.web.port}")
 
 
 def run_daemon_cmd(cfg: Config) -> int:
@@ -137,9 +133,14 @@ def run_daemon_cmd(cfg: Config) -> int:
         for line in problems[1:]:
             codes.fail(codes.USAGE, f"config: {line}")
         return codes.fail(codes.USAGE, f"config: {problems[0]}")
+    return _mapped(lambda: run_daemon(cfg), "cannot start")
+
+
+def _mapped(run: Callable[[], int], what: str) -> int:
+    """Run a long-lived command; a model error is exit 3, an OS error (busy port, no permission) exit 2."""
     try:
-        return run_daemon(cfg)
+        return run()
     except ModelError as exc:
         return codes.fail(codes.MODEL, str(exc))
     except OSError as exc:
-        return codes.fail(codes.USAGE, f"cannot start: {exc}")
+        return codes.fail(codes.USAGE, f"{what}: {exc}")
