@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge import exit_codes as codes
+
 TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
 
 DESCRIPTION = """\
@@ -35,12 +37,13 @@ examples:
       --calib-data ../shared/datasets/fer2013/train --calib-n 1000 --val-of runs/edge --parity-n 0
   edge-fer-convert --keras runs/edge/model.keras --out /tmp/model_f16.tflite --quantize float16
 
-exit codes:
-    0  success
-    1  unexpected internal error (one line)
-    2  bad arguments or dataset, output not writable, or TensorFlow missing (""" + TRAIN_INSTALL + """)
-    3  Keras model missing or unreadable
-  130  interrupted (Ctrl-C)"""
+""" + codes.table_text((
+    (codes.OK, "success"),
+    (codes.INTERNAL, "unexpected internal error (one line)"),
+    (codes.USAGE, f"bad arguments or dataset, output not writable, or TensorFlow missing ({TRAIN_INSTALL})"),
+    (codes.MODEL, "Keras model missing or unreadable"),
+    (codes.INTERRUPTED, "interrupted (Ctrl-C)"),
+))
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -120,8 +123,7 @@ def _convert(args) -> dict:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"edge-fer-convert: {message}", file=sys.stderr)
-    return code
+    return codes.fail(code, message, prog="edge-fer-convert")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,27 +138,28 @@ def main(argv: list[str] | None = None) -> int:
         with native_stderr_filtered(TF_NOISE):  # TensorFlow's start-up INFO lines ignore TF_CPP_MIN_LOG_LEVEL
             import tensorflow  # noqa: F401
     except ImportError:
-        return _fail(2, f"needs TensorFlow, which is not installed: {TRAIN_INSTALL}")
+        return _fail(codes.USAGE, f"needs TensorFlow, which is not installed: {TRAIN_INSTALL}")
     if not args.keras.is_file():
-        return _fail(3, f"Keras model not found: {args.keras}")
+        return _fail(codes.MODEL, f"Keras model not found: {args.keras}")
     import zipfile
 
     if args.keras.suffix == ".keras" and not zipfile.is_zipfile(args.keras):
-        return _fail(3, f"{args.keras}: not a Keras model (a .keras file is a zip archive)")
+        return _fail(codes.MODEL, f"{args.keras}: not a Keras model (a .keras file is a zip archive)")
     from training.data import DataError
 
     try:
         print(json.dumps(_convert(args), indent=2))
     except DataError as exc:
-        return _fail(2, str(exc))
+        return _fail(codes.USAGE, str(exc))
     except OSError as exc:
-        return _fail(2, f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}")
+        return _fail(codes.USAGE, f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}")
     except (ValueError, RuntimeError) as exc:  # Keras refuses the file
         logging.getLogger("edge-fer-convert").debug("conversion failed", exc_info=True)
-        return _fail(3, f"cannot convert {args.keras}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return _fail(codes.MODEL, f"cannot convert {args.keras}: {reason}")
     except KeyboardInterrupt:
-        return _fail(130, "interrupted")
-    return 0
+        return _fail(codes.INTERRUPTED, "interrupted")
+    return codes.OK
 
 
 if __name__ == "__main__":

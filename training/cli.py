@@ -15,6 +15,7 @@ import os
 import sys
 import textwrap
 
+from edge import exit_codes as codes
 from edge.runtime import MissingDependency
 
 DESCRIPTION = """\
@@ -24,26 +25,20 @@ evaluate on a .tflite model and --help need no TensorFlow (the runtime plus the
 [eval] extra); fit, recover and evaluate of a .keras model need TensorFlow and
 say so in one line when it is missing."""
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_BAD_MODEL = 3
-EXIT_INTERRUPTED = 130
-
 TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
 EVAL_INSTALL = ".venv/bin/pip install -e '.[eval]'"
 #: Start-up lines TensorFlow 2.x prints to stderr from C++ (absl INFO, CPU feature notes); hidden unless DEBUG.
 TF_NOISE = ("I0000 ", "WARNING: All log messages before absl::InitializeLog()", "To enable the following instructions")
 LAYOUT_CHOICES = ["auto", "folder", "csv", "ferplus", "packed"]
 
-EXIT_TABLE = f"""\
-exit codes:
-    0  success
-    1  unexpected internal error (one line)
-    2  bad arguments, dataset input or output folder; a missing package (TensorFlow: {TRAIN_INSTALL};
-       scikit-learn/matplotlib for evaluate: {EVAL_INSTALL})
-    3  model file missing or unreadable
-  130  interrupted (Ctrl-C)"""
+EXIT_TABLE = codes.table_text((
+    (codes.OK, "success"),
+    (codes.INTERNAL, "unexpected internal error (one line)"),
+    (codes.USAGE, "bad arguments, dataset input or output folder; a missing package (TensorFlow: "
+                  f"{TRAIN_INSTALL}; scikit-learn/matplotlib for evaluate: {EVAL_INSTALL})"),
+    (codes.MODEL, "model file missing or unreadable"),
+    (codes.INTERRUPTED, "interrupted (Ctrl-C)"),
+))
 
 EXAMPLES = """\
 examples:
@@ -263,22 +258,21 @@ def main(argv: list[str] | None = None) -> int:
         _preflight(args)
         print(run(args))
     except (DataError, MissingDependency) as exc:
-        return _fail(EXIT_BAD_INPUT, str(exc))
+        return _fail(codes.USAGE, str(exc))
     except ModelError as exc:
-        return _fail(EXIT_BAD_MODEL, str(exc))
+        return _fail(codes.MODEL, str(exc))
     except OSError as exc:
-        return _fail(EXIT_BAD_INPUT, f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}")
+        return _fail(codes.USAGE, f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}")
     except KeyboardInterrupt:
-        return _fail(EXIT_INTERRUPTED, "interrupted")
+        return _fail(codes.INTERRUPTED, "interrupted")
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback for users
         logging.getLogger("edge-fer-train").debug("unexpected error", exc_info=True)
-        return _fail(EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-    return EXIT_OK
+        return _fail(codes.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    return codes.OK
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"edge-fer-train: {message}", file=sys.stderr)
-    return code
+    return codes.fail(code, message, prog="edge-fer-train")
 
 
 def _recover(args) -> dict:

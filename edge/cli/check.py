@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.cli import exit_codes as codes
+from edge import exit_codes as codes
 from edge.config import Config
 
 

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from edge.cli import exit_codes as codes
+from edge import exit_codes as codes
 from edge.config import Config, ConfigError
 from edge.runtime import ModelError
 from edge.web.state import WebState

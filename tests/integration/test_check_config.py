@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from conftest import run_edge_fer
-from edge.cli import exit_codes as codes
+from edge import exit_codes as codes
 
 
 def _config(tmp_path, body: str):

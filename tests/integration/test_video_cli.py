@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import run_edge_fer
-from edge.cli import exit_codes as codes
+from edge import exit_codes as codes
 from edge.labels import EMOTIONS
 
 CLIPS = ["facerec_short_hamilton_clip.mp4", "fer_woman2.mp4", "liveportrait_d18.mp4", "liveportrait_d19.mp4"]
