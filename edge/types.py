@@ -7,6 +7,7 @@ seconds; scores are probabilities in [0, 1] in ``edge.labels.EMOTIONS`` order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -173,6 +174,10 @@ class FaceResult:
     emotion: str
 
 
+#: The three event types (README "Event JSON").
+EventType = Literal["track_started", "emotion_changed", "track_ended"]
+
+
 @dataclass(slots=True)
 class EmotionEvent:
     """An event about a track: ``track_started``, ``emotion_changed`` or ``track_ended``.
@@ -185,7 +190,7 @@ class EmotionEvent:
             event's number, 1, 2, 3, ... over every event of that run.
     """
 
-    type: str
+    type: EventType
     time_s: float
     source: str
     track_id: int

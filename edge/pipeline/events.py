@@ -26,14 +26,15 @@ import itertools
 import threading
 import uuid
 from datetime import datetime, timezone
+from typing import get_args
 
 import numpy as np
 
 from edge.smooth import TrackState
-from edge.types import BBox, EmotionEvent
+from edge.types import BBox, EmotionEvent, EventType
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("track_started", "emotion_changed", "track_ended")
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 
 
 def utc_now_iso() -> str:
@@ -45,7 +46,7 @@ def _scores(labels: tuple[str, ...], values: np.ndarray) -> dict[str, float]:
     return {name: round(float(v), 4) for name, v in zip(labels, values)}
 
 
-def make_event(kind: str, state: TrackState, track_id: int, source: str, time_s: float, bbox: BBox,
+def make_event(kind: EventType, state: TrackState, track_id: int, source: str, time_s: float, bbox: BBox,
                frame_size: tuple[int, int], labels: tuple[str, ...], **extra) -> EmotionEvent:
     """Build an event from a track's smoothing state.
 
