@@ -204,9 +204,12 @@ MOUNTS = r'''
 set -e
 mount -t proc -o hidepid=invisible proc /proc               # ProtectProc=invisible
 mount -t tmpfs -o mode=755 tmpfs /mnt && mkdir /mnt/box && mount --bind "$BOX" /mnt/box
+# a checkout under /tmp (the repository and ../shared beside it, the venv inside) stays reachable
+if [ -n "$KEEP" ]; then mkdir /mnt/keep && mount --bind "$KEEP" /mnt/keep; fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp                      # PrivateTmp=yes
 mount -t tmpfs -o mode=1777 tmpfs /var/tmp
 mkdir -p "$BOX" && mount --bind /mnt/box "$BOX"              # the test's files, at the same path
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && mount --bind /mnt/keep "$KEEP"; fi
 # the interpreter lives under /root (0700): make its tree reachable for the unprivileged user
 if [ -d /root/.pyenv ]; then
   mkdir -p "$BOX/pyenv" && mount --bind /root/.pyenv "$BOX/pyenv"
@@ -219,6 +222,12 @@ mount -o remount,bind,ro /                                   # ProtectSystem=str
 exec setpriv --reuid=65534 --regid=65534 --groups="$VIDEO_GID" --bounding-set=-all --inh-caps=-all --no-new-privs \
   unshare --user --map-current-user "$@"
 '''
+
+
+def _under_tmp(path: Path) -> str:
+    """``path`` when it lies under /tmp or /var/tmp (hidden by the sandbox's private /tmp), else ""."""
+    resolved = path.resolve()
+    return str(resolved) if any(resolved.is_relative_to(t) for t in ("/tmp", "/var/tmp")) else ""
 
 
 def _can_sandbox() -> str | None:
@@ -260,7 +269,8 @@ class Box:
     @property
     def env(self) -> dict[str, str]:
         return {"PATH": "/usr/bin:/bin", "BOX": str(self.path), "PYTHONUNBUFFERED": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(self.state), "VIDEO_GID": str(VIDEO_GID)}
+                "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(self.state), "VIDEO_GID": str(VIDEO_GID),
+                "KEEP": _under_tmp(ROOT.parent)}
 
 
 @pytest.fixture
