@@ -45,6 +45,17 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen:
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Poll ``predicate`` every 50 ms until it returns a truthy value (returned); AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 class Subscriber:
     """A real paho subscriber on ``edge-fer/#`` that records every message."""
 
@@ -71,13 +82,7 @@ class Subscriber:
         return [json.loads(p) for p in self.on(topic)]
 
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return wait_until(predicate, timeout, what)
 
     def close(self) -> None:
         self.client.loop_stop()

@@ -6,26 +6,15 @@ that raises); the clip, the models and the broker are real.
 
 import logging
 import threading
-import time
 
 import pytest
 
-from daemon_helpers import write_config
+from daemon_helpers import wait_until, write_config
 from edge.capture import live
 from edge.capture.live import LiveOptions, LiveSource
 
 pytestmark = pytest.mark.integration
 SECRET_URL = "rtsp://admin:S3cr3tPW@127.0.0.1:9/live"
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Notifier:
@@ -47,7 +36,7 @@ def test_a_failed_reader_is_logged_restarted_counted_and_frames_flow_again(mosqu
     loop.start()
     restarts = svc.metrics.thread_restarts.labels("source")
     try:
-        _wait(lambda: svc._processed["cam0"] >= 5, 20, "frames processed")
+        wait_until(lambda: svc._processed["cam0"] >= 5, 20, "frames processed")
         first_thread = src._thread
         broke = threading.Event()
         real_offer = src._offer
@@ -59,13 +48,13 @@ def test_a_failed_reader_is_logged_restarted_counted_and_frames_flow_again(mosqu
             real_offer(image)
 
         src._offer = offer_once_broken
-        _wait(broke.is_set, 5, "the injected failure")
+        wait_until(broke.is_set, 5, "the injected failure")
         first_thread.join(2)
         assert not first_thread.is_alive()  # the reader ended: nothing caught it silently
-        _wait(lambda: restarts._value.get() == 1, 5, "edge_fer_thread_restarts_total{thread=source} == 1")
+        wait_until(lambda: restarts._value.get() == 1, 5, "edge_fer_thread_restarts_total{thread=source} == 1")
         assert src.alive and src._thread is not first_thread
         after = svc._processed["cam0"]
-        _wait(lambda: svc._processed["cam0"] >= after + 10 and src.up, 10, "frames after the restart")
+        wait_until(lambda: svc._processed["cam0"] >= after + 10 and src.up, 10, "frames after the restart")
         assert svc.supervisor.fatal is None and svc.supervisor.healthy()
     finally:
         svc.stop_event.set()
@@ -86,9 +75,9 @@ def test_reader_failure_line_masks_the_password_and_restart_starts_a_new_reader(
     caplog.set_level(logging.DEBUG, logger="edge.capture.live")
     src = LiveSource("cam9", SECRET_URL, LiveOptions(read_timeout_s=1.0, reconnect_initial_s=0.1))
     src.start()
-    _wait(lambda: not src.alive, 5, "the reader to end")
+    wait_until(lambda: not src.alive, 5, "the reader to end")
     src.restart()
-    _wait(lambda: not src.alive, 5, "the restarted reader to end")
+    wait_until(lambda: not src.alive, 5, "the restarted reader to end")
     src.stop(0.5)
     failed = [r.getMessage() for r in caplog.records if "reader thread failed" in r.getMessage()]
     assert len(failed) == 2  # one per reader thread: restart() ran a new one
