@@ -86,6 +86,8 @@ FIT_HELP: dict[str, str] = {
     "val_fraction": "fraction of --data carved as the stratified validation split, 0-1",
     "patience": "early stopping: epochs without validation improvement",
     "seed": "random seed (split, augmentation, initialisation)",
+    "split_seed": "seed of the validation split only, e.g. to train a second model for a soup or an ensemble on "
+                  "the same split as a first run (default: --seed)",
     "limit": "use only N training images (smoke tests); 0 = all",
     "cache": "folder for decoded .npy arrays (never inside the repository)",
     "test": "held-out dataset evaluated at the end (default: none)",
@@ -126,7 +128,7 @@ def _fit_parser(sub) -> None:
         if f.type in ("bool", bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            kind = {"int": int, "float": float}.get(str(f.type), str)
+            kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
             p.add_argument(flag, type=kind, default=default, required=required, help=help_text,
                            choices=FIT_CHOICES.get(f.name))
 

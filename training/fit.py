@@ -240,7 +240,7 @@ def run_fit(cfg: FitConfig) -> dict:
     summary: dict = {"config": asdict(cfg), "n_images": len(data.x), "labels": list(data.labels)}
     if cfg.kfold > 1:
         summary["kfold"] = run_kfold(cfg, data, out)
-    train_idx, val_idx = split_indices(data, cfg.val_fraction, cfg.seed)
+    train_idx, val_idx = split_indices(data, cfg.val_fraction, cfg.split_seed_or_seed)
     train, val = data.subset(train_idx), data.subset(val_idx)
     if cfg.teacher:
         train = distilled(train, teacher_scores(cfg.teacher, data)[train_idx], cfg.distill)

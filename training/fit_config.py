@@ -45,10 +45,16 @@ class FitConfig:
     val_fraction: float = 0.1
     patience: int = 15
     seed: int = 1234
+    split_seed: int | None = None    # seed of the validation split only (default: seed)
     limit: int = 0                   # use only the first N training images (smoke tests)
     cache: str = str(Path.home() / ".cache" / "edge-fer")
     test: str | None = None          # optional held-out folder evaluated at the end
     kfold: int = 0                   # k-fold CV instead of one fit when > 1
+
+    @property
+    def split_seed_or_seed(self) -> int:
+        """Seed of the validation split: ``split_seed`` when given, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 def load_training_data(cfg: FitConfig):
@@ -77,4 +83,4 @@ def validation_split_of(run_dir: str | Path):
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{run_dir}: expected a fit run folder with fit.json ({exc})") from None
     cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
-    return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.seed)[1]
+    return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.split_seed_or_seed)[1]
