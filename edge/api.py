@@ -12,7 +12,7 @@ The same code path as ``edge-fer --image`` and ``edge-fer --video``::
         clip = fer.analyze_video("clip.mp4")
         for frame in clip:                           # FrameAnalysis, in frame order
             print(frame.time_s, [(f.track_id, f.emotion) for f in frame.faces])
-        print(clip.summary["tracks"])                # run facts, once the clip is exhausted
+        print(clip.summary.tracks)                   # RunSummary, once the clip is exhausted
 
 Units: boxes in pixels of the analysed image (top-left x, y, width, height),
 times in seconds, scores are probabilities in [0, 1] keyed by the
@@ -31,6 +31,7 @@ import numpy as np
 
 from edge.config import Config, load_config
 from edge.pipeline.core import FrameResult
+from edge.pipeline.summary import RunSummary
 from edge.types import BBox, EmotionEvent
 
 __all__ = ["Analyzer", "Face", "FrameAnalysis", "VideoAnalysis"]
@@ -110,10 +111,10 @@ class VideoAnalysis:
 
     Iterate it (or call :meth:`run`); afterwards :attr:`end_events` holds the
     ``track_ended`` events of the tracks open at the end, and :attr:`summary` the run
-    facts (``frames``, ``duration_s``, ``processing_fps``, ``tracks`` with
-    ``dominant_emotion`` and ``seconds_per_emotion`` per track, ...; the
-    ``summary.json`` of ``edge-fer --video``). Close it (or use ``with``) to
-    stop early.
+    facts as a :class:`~edge.pipeline.summary.RunSummary` (``frames``, ``duration_s``,
+    ``processing_fps``, ``tracks`` with each track's ``stats.dominant_emotion`` and
+    ``stats.seconds_per_emotion``, ...; ``summary.to_dict()`` is the ``summary.json``
+    of ``edge-fer --video``). Close it (or use ``with``) to stop early.
     """
 
     def __init__(self, job) -> None:
@@ -130,7 +131,7 @@ class VideoAnalysis:
         self.close()
 
     @property
-    def summary(self) -> dict:
+    def summary(self) -> RunSummary:
         """Run facts; available once every frame has been iterated.
 
         Raises:
@@ -145,7 +146,7 @@ class VideoAnalysis:
         """``track_ended`` events of the tracks still open when the clip ended (after iteration)."""
         return list(self._job.end_events)
 
-    def run(self) -> dict:
+    def run(self) -> RunSummary:
         """Process every frame without returning them; returns :attr:`summary`."""
         return self._job.run()
 

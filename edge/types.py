@@ -6,8 +6,8 @@ seconds; scores are probabilities in [0, 1] in ``edge.labels.EMOTIONS`` order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import numpy as np
 
@@ -178,13 +178,41 @@ class FaceResult:
 EventType = Literal["track_started", "emotion_changed", "track_ended"]
 
 
+@dataclass(frozen=True, slots=True)
+class TrackStats:
+    """Whole-life statistics of a track, carried by its ``track_ended`` event.
+
+    Times in seconds of media time, rounded to ms; scores rounded to 4 decimals.
+
+    Attributes:
+        start_s: Time of the track's first smoothed frame.
+        end_s: Time of its last smoothed frame.
+        duration_s: ``end_s - start_s``.
+        dominant_emotion: The emotion it held for the most seconds.
+        mean_scores: {label: mean smoothed probability in [0, 1]}, in the classifier's label order.
+        seconds_per_emotion: {label: seconds that emotion was the current one}, every label.
+    """
+
+    start_s: float
+    end_s: float
+    duration_s: float
+    dominant_emotion: str
+    mean_scores: dict[str, float]
+    seconds_per_emotion: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``track_ended`` JSON fields, in field order (the dicts are shared, not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass(slots=True)
 class EmotionEvent:
     """An event about a track: ``track_started``, ``emotion_changed`` or ``track_ended``.
 
     Attributes:
         time_s: Media time in seconds; bbox: fractions of the frame size.
-        extra: Type-specific fields (``previous_emotion``, ``track_ended`` statistics).
+        previous_emotion: ``emotion_changed`` only: the emotion before the change.
+        stats: ``track_ended`` only: the track's whole-life statistics.
         boot_id, seq: Set once when the event is first serialised
             (:func:`edge.pipeline.events.event_to_dict`): the run's UUID and the
             event's number, 1, 2, 3, ... over every event of that run.
@@ -198,6 +226,15 @@ class EmotionEvent:
     confidence: float
     scores: dict[str, float]
     bbox: dict[str, float]
-    extra: dict = field(default_factory=dict)
+    previous_emotion: str | None = None
+    stats: TrackStats | None = None
     boot_id: str | None = None
     seq: int | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The type-specific JSON fields (``previous_emotion``, or the :class:`TrackStats`), for serialisers."""
+        out: dict[str, Any] = {} if self.previous_emotion is None else {"previous_emotion": self.previous_emotion}
+        if self.stats is not None:
+            out.update(self.stats.to_dict())
+        return out

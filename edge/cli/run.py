@@ -12,11 +12,15 @@ import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge import exit_codes as codes
 from edge.capture import SourceError
 from edge.config import Config
 from edge.runtime import MissingDependency, ModelError
+
+if TYPE_CHECKING:
+    from edge.pipeline.summary import RunSummary
 
 log = logging.getLogger("edge-fer")
 
@@ -46,14 +50,14 @@ def _analyzer(cfg: Config):
     return Analyzer(config=cfg)
 
 
-def _report(path: str, summary: dict) -> int:
+def _report(path: str, summary: RunSummary) -> int:
     """Warnings for odd clips; the exit code of a finished run."""
-    if summary["frames"] == 0:
+    if summary.frames == 0:
         return codes.fail(codes.INPUT_UNREADABLE, f"{path}: no decodable frames (empty or corrupt video)")
-    if summary["declared_frames"] and summary["frames"] < summary["declared_frames"]:
+    if summary.declared_frames and summary.frames < summary.declared_frames:
         log.warning("%s: decoded %d of %d declared frames (truncated or corrupt file)", path,
-                    summary["frames"], summary["declared_frames"])
-    if summary["face_rows"] == 0:
+                    summary.frames, summary.declared_frames)
+    if summary.face_rows == 0:
         log.warning("%s: no faces found", path)
     return codes.OK
 
@@ -77,9 +81,7 @@ def run_video_cmd(path: str, cfg: Config) -> int:
         return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
     code = _report(path, summary)
     if code == codes.OK:
-        from edge.pipeline.outputs import format_summary
-
-        print(format_summary(summary))
+        print(summary.table())
         print(f"outputs: {out_dir}/")
     return code
 

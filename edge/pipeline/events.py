@@ -31,7 +31,7 @@ from typing import get_args
 import numpy as np
 
 from edge.smooth import TrackState
-from edge.types import BBox, EmotionEvent, EventType
+from edge.types import BBox, EmotionEvent, EventType, TrackStats
 
 SCHEMA_VERSION = 1
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
@@ -47,7 +47,8 @@ def _scores(labels: tuple[str, ...], values: np.ndarray) -> dict[str, float]:
 
 
 def make_event(kind: EventType, state: TrackState, track_id: int, source: str, time_s: float, bbox: BBox,
-               frame_size: tuple[int, int], labels: tuple[str, ...], **extra) -> EmotionEvent:
+               frame_size: tuple[int, int], labels: tuple[str, ...], *, previous_emotion: str | None = None,
+               stats: TrackStats | None = None) -> EmotionEvent:
     """Build an event from a track's smoothing state.
 
     Args:
@@ -59,7 +60,8 @@ def make_event(kind: EventType, state: TrackState, track_id: int, source: str, t
         bbox: The track's box in frame pixels.
         frame_size: (width, height) in pixels, to normalise ``bbox``.
         labels: Class names in the order of ``state.smoothed``.
-        extra: Type-specific fields (e.g. ``previous_emotion``).
+        previous_emotion: ``emotion_changed``: the emotion before the change.
+        stats: ``track_ended``: the track's whole-life statistics.
 
     Returns:
         The event, not yet numbered (``boot_id`` and ``seq`` are set by :class:`EventCounter`).
@@ -67,17 +69,27 @@ def make_event(kind: EventType, state: TrackState, track_id: int, source: str, t
     idx = labels.index(state.current)
     return EmotionEvent(kind, round(time_s, 3), source, track_id, state.current,
                         round(float(state.smoothed[idx]), 4), _scores(labels, state.smoothed),
-                        bbox.normalised(*frame_size), extra)
+                        bbox.normalised(*frame_size), previous_emotion=previous_emotion, stats=stats)
+
+
+def track_stats(state: TrackState, labels: tuple[str, ...]) -> TrackStats:
+    """The whole-life statistics of a track from its smoothing state (ms and 4-decimal rounding).
+
+    Args:
+        state: The ended track's smoothing state (first/last time, seconds per emotion, mean scores).
+        labels: Class names in the order of ``state.mean_scores``.
+    """
+    return TrackStats(start_s=round(state.first_s, 3), end_s=round(state.last_s, 3),
+                      duration_s=round(state.last_s - state.first_s, 3), dominant_emotion=state.dominant,
+                      mean_scores=_scores(labels, state.mean_scores),
+                      seconds_per_emotion={k: round(v, 3) for k, v in state.seconds.items()})
 
 
 def track_ended_event(state: TrackState, track_id: int, source: str, bbox: BBox, frame_size: tuple[int, int],
                       labels: tuple[str, ...]) -> EmotionEvent:
-    """``track_ended`` with the track's whole-life statistics."""
-    extra = {"start_s": round(state.first_s, 3), "end_s": round(state.last_s, 3),
-             "duration_s": round(state.last_s - state.first_s, 3), "dominant_emotion": state.dominant,
-             "mean_scores": _scores(labels, state.mean_scores),
-             "seconds_per_emotion": {k: round(v, 3) for k, v in state.seconds.items()}}
-    return make_event("track_ended", state, track_id, source, state.last_s, bbox, frame_size, labels, **extra)
+    """``track_ended`` with the track's whole-life statistics (:func:`track_stats`)."""
+    return make_event("track_ended", state, track_id, source, state.last_s, bbox, frame_size, labels,
+                      stats=track_stats(state, labels))
 
 
 class EventCounter:

@@ -1,4 +1,4 @@
-"""Offline outputs: ``frames.csv``, ``events.jsonl``, ``summary.json``.
+"""Offline outputs: ``frames.csv`` and ``events.jsonl`` (``summary.json``: :mod:`edge.pipeline.summary`).
 
 ``frames.csv``: one row per face per frame; columns ``frame, time_s,
 track_id, x, y, w, h`` (bbox in pixels), the raw probability of each of the
@@ -80,30 +80,3 @@ class EventsJsonl:
     def close(self) -> None:
         """Close the file."""
         self._fh.close()
-
-
-def build_summary(ended: list[EmotionEvent], run: dict) -> dict:
-    """``summary.json``: run facts plus per-track seconds per emotion and dominant emotion.
-
-    Args:
-        ended: Every ``track_ended`` event of the run.
-        run: Run-level facts (input, frames, duration, fps, timings ...).
-    """
-    tracks = [{"track_id": e.track_id, "start_s": e.extra["start_s"], "end_s": e.extra["end_s"],
-               "duration_s": e.extra["duration_s"], "dominant_emotion": e.extra["dominant_emotion"],
-               "seconds_per_emotion": e.extra["seconds_per_emotion"], "mean_scores": e.extra["mean_scores"]}
-              for e in sorted(ended, key=lambda e: e.track_id)]
-    return {**run, "tracks": tracks}
-
-
-def format_summary(summary: dict) -> str:
-    """The printed summary table (one line per track)."""
-    lines = [f"{summary['input']}: {summary['frames']} frames, {summary['duration_s']:.2f} s, "
-             f"{summary['face_rows']} face rows, {len(summary['tracks'])} tracks, "
-             f"{summary['processing_fps']:.1f} fps"]
-    if summary["tracks"]:
-        lines.append(f"{'track':>5} {'start_s':>8} {'end_s':>8}  {'dominant':<9} seconds per emotion")
-    for t in summary["tracks"]:
-        secs = ", ".join(f"{k} {v:.1f}" for k, v in t["seconds_per_emotion"].items() if v > 0)
-        lines.append(f"{t['track_id']:>5} {t['start_s']:>8.2f} {t['end_s']:>8.2f}  {t['dominant_emotion']:<9} {secs}")
-    return "\n".join(lines)

@@ -8,7 +8,6 @@ holds the run facts.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -21,8 +20,9 @@ from edge.detect import BlazeFace
 from edge.pipeline.annotate import AnnotatedVideo, DrawnFace
 from edge.pipeline.core import FrameResult
 from edge.pipeline.factory import build_pipeline
-from edge.pipeline.outputs import EventsJsonl, FramesCsv, build_summary
+from edge.pipeline.outputs import EventsJsonl, FramesCsv
 from edge.pipeline.parallel import ParallelRunner
+from edge.pipeline.summary import RunSummary
 from edge.pipeline.timing import StageTimer, process_age_s
 from edge.types import EmotionEvent, Frame
 
@@ -118,7 +118,7 @@ class VideoJob:
             raise
         self.detect_every = cfg.detect_every
         self.progress = progress
-        self.summary: dict | None = None
+        self.summary: RunSummary | None = None
         self.end_events: list[EmotionEvent] = []  # track_ended of the tracks still open at the end
         self._used = False
 
@@ -157,27 +157,27 @@ class VideoJob:
 
     def _finish(self, frames: int, last_t: float, first_frame_s: float, elapsed: float) -> None:
         fps = self.source.fps
-        self.summary = build_summary(self.outputs.ended, {
-            "input": str(self.path), "frames": frames, "declared_frames": self.source.declared_frames,
-            "duration_s": round(last_t + (1.0 / fps if fps and frames else 0.0), 3),
-            "face_rows": self.outputs.face_rows, "events": self.outputs.event_count,
-            "processing_s": round(elapsed, 3), "processing_fps": frames / elapsed if elapsed > 0 else 0.0,
-            "first_frame_s": round(first_frame_s, 3), "detect_every": self.detect_every,
-            "stage_ms_per_frame": {k: round(v, 4) for k, v in self.timer.mean_ms(per=max(1, frames)).items()},
-            "decoder_error": self.source.error,
-        })
+        self.summary = RunSummary(
+            input=str(self.path), frames=frames, declared_frames=self.source.declared_frames,
+            duration_s=round(last_t + (1.0 / fps if fps and frames else 0.0), 3),
+            face_rows=self.outputs.face_rows, events=self.outputs.event_count,
+            processing_s=round(elapsed, 3), processing_fps=frames / elapsed if elapsed > 0 else 0.0,
+            first_frame_s=round(first_frame_s, 3), detect_every=self.detect_every,
+            stage_ms_per_frame={k: round(v, 4) for k, v in self.timer.mean_ms(per=max(1, frames)).items()},
+            decoder_error=self.source.error, tracks=RunSummary.tracks_of(self.outputs.ended))
         if self.out_dir is not None:
-            (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+            (self.out_dir / "summary.json").write_text(self.summary.to_json())
             if self.plot and frames:
                 from edge.pipeline.plot import plot_timeline
 
                 plot_timeline(self.out_dir / "frames.csv", self.out_dir / "timeline.png", title=self.path.name)
 
-    def run(self) -> dict:
+    def run(self) -> RunSummary:
         """Process the whole clip without looking at the frames; returns :attr:`summary`."""
         for _ in self:
             pass
-        return self.summary  # type: ignore[return-value]
+        assert self.summary is not None  # set by a completed iteration
+        return self.summary
 
     def close(self, quiet: bool = False) -> None:
         """Stop decoding and close the outputs (safe to call twice; a stopped job has no summary).

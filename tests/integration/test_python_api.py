@@ -58,17 +58,18 @@ def test_analyze_video_iterates_frames_then_gives_the_summary(analyzer, d19, tmp
     events = [e for f in frames for e in f.events] + clip.end_events
     assert events[0].type == "track_started" and events[-1].type == "track_ended"
     summary = clip.summary
-    assert summary["frames"] == 250 and summary["tracks"][0]["track_id"] == 1
-    assert summary["events"] == len(events)
+    assert summary.frames == 250 and [t.track_id for t in summary.tracks] == [1]
+    assert summary.events == len(events)
+    assert summary.tracks[0].stats == events[-1].stats  # the track_ended statistics, as typed values
 
 
 @pytest.mark.integration
 def test_analyze_video_writes_the_cli_outputs(d19, tmp_path):
     with Analyzer(detect_every=5, model="fer2013-fast") as fer:
         summary = fer.analyze_video(d19, out_dir=tmp_path / "o").run()
-    assert summary["detect_every"] == 5 and summary["frames"] == 250
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["face_rows"] == summary["face_rows"]
-    assert (tmp_path / "o" / "frames.csv").read_text().count("\n") == summary["face_rows"] + 1
+    assert summary.detect_every == 5 and summary.frames == 250
+    assert json.loads((tmp_path / "o" / "summary.json").read_text()) == summary.to_dict()
+    assert (tmp_path / "o" / "frames.csv").read_text().count("\n") == summary.face_rows + 1
 
 
 @pytest.mark.integration
