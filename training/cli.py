@@ -185,15 +185,32 @@ def _recover_parser(sub) -> None:
     _dataset_options(p)
 
 
+def _soup_parser(sub) -> None:
+    p = sub.add_parser("soup", help="average fine-tuned models' weights into one (needs TensorFlow)",
+                       formatter_class=HelpFormatter,
+                       description=_wrap("A uniform model soup (Wortsman et al., 2022): the mean of the weights of "
+                                         "models fine-tuned from the same weights, with the batch-norm statistics "
+                                         "re-estimated on training faces of a fit run. Compare it with its "
+                                         f"ingredients on the validation split (evaluate --val-of). {TRAIN_INSTALL}"))
+    p.add_argument("models", nargs="+", help="two or more .keras models of one architecture")
+    p.add_argument("--out", required=True, help="output .keras file")
+    p.add_argument("--bn-of", default=None,
+                   help="fit run folder whose training split (never its validation split) re-estimates the "
+                        "batch-norm statistics (default: keep the averaged statistics)")
+    p.add_argument("--n", type=int, default=8192, help="training faces drawn for the batch-norm statistics")
+    p.add_argument("--seed", type=int, default=1234, help="random seed of the draw")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge-fer-train`` parser (imports neither Keras nor TensorFlow)."""
     parser = argparse.ArgumentParser(prog="edge-fer-train", description=DESCRIPTION, formatter_class=HelpFormatter,
                                      epilog=f"{EXAMPLES}\n\n{EXIT_TABLE}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{fit,evaluate,pack,recover}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{fit,evaluate,pack,recover,soup}")
     _fit_parser(sub)
     _eval_parser(sub)
     _pack_parser(sub)
     _recover_parser(sub)
+    _soup_parser(sub)
     return parser
 
 
@@ -231,11 +248,12 @@ def _preflight(args) -> None:
 
     models = {"evaluate": [args.model] if args.command == "evaluate" else [],
               "recover": [getattr(args, "tflite", None)],
-              "fit": [getattr(args, "init", None), getattr(args, "teacher", None)]}.get(args.command, [])
+              "fit": [getattr(args, "init", None), getattr(args, "teacher", None)],
+              "soup": getattr(args, "models", [])}.get(args.command, [])
     for model in filter(None, models):
         if not Path(model).is_file():
             raise ModelError(f"model file not found: {model}")
-    if args.command in ("fit", "recover"):
+    if args.command in ("fit", "recover", "soup"):
         require_keras(args.command)
     elif args.command == "evaluate":
         _require_eval(args.out)
@@ -255,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import DataError
 
     run = {"fit": _fit, "evaluate": _evaluate, "pack": lambda a: json.dumps(_pack(a)),
-           "recover": lambda a: json.dumps(_recover(a))}[args.command]
+           "recover": lambda a: json.dumps(_recover(a)), "soup": lambda a: json.dumps(_soup(a))}[args.command]
     try:
         _preflight(args)
         print(run(args))
@@ -295,6 +313,24 @@ def _recover(args) -> dict:
     return {"out": args.out, "params": model.count_params(), "n": len(faces),
             "top1_agreement": float((recovered.argmax(1) == int8.argmax(1)).mean()),
             "mean_abs_score_diff": float(np.abs(recovered - int8).mean())}
+
+
+def _soup(args) -> dict:
+    from pathlib import Path
+
+    import numpy as np
+
+    from training.data import DataError
+    from training.fit_config import splits_of
+    from training.soup import make_soup
+
+    if len(args.models) < 2:
+        raise DataError("soup needs two or more models")
+    faces = None
+    if args.bn_of:
+        train = splits_of(args.bn_of)[0]
+        faces = train.x[np.random.default_rng(args.seed).permutation(len(train.x))[:args.n]]
+    return make_soup([Path(m) for m in args.models], Path(args.out), faces)
 
 
 def _pack(args) -> dict:

@@ -76,6 +76,15 @@ def validation_split_of(run_dir: str | Path):
     Raises:
         DataError: if ``run_dir`` holds no readable ``fit.json``.
     """
+    return splits_of(run_dir)[1]
+
+
+def splits_of(run_dir: str | Path):
+    """The (training, validation) split of a finished ``fit`` run, rebuilt from its ``fit.json``.
+
+    Raises:
+        DataError: if ``run_dir`` holds no readable ``fit.json``.
+    """
     from training.data import DataError, split_validation
 
     try:
@@ -83,4 +92,4 @@ def validation_split_of(run_dir: str | Path):
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{run_dir}: expected a fit run folder with fit.json ({exc})") from None
     cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
-    return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.split_seed_or_seed)[1]
+    return split_validation(load_training_data(cfg), cfg.val_fraction, cfg.split_seed_or_seed)
