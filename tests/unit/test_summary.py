@@ -85,6 +85,7 @@ def test_a_real_run_writes_the_typed_summary_and_events_as_documented(d19, tmp_p
     assert [list(e) for e in events] == [EVENT_KEYS, EVENT_KEYS + ["previous_emotion"], EVENT_KEYS + ENDED_KEYS]
     ended = events[-1]
     assert ended["duration_s"] == round(ended["end_s"] - ended["start_s"], 3) > 8.0
+    assert [list(t) for t in summary["tracks"]] == [TRACK_KEYS]
     assert summary["tracks"] == [{k: ended[k] for k in TRACK_KEYS}]  # the track_ended statistics, reordered
     assert (summary["frames"], summary["events"], summary["decoder_error"]) == (250, 3, None)
     # the printed table is the one built from the typed summary
