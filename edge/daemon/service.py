@@ -43,7 +43,7 @@ from edge.config.schema import command_token
 from edge.daemon.commands import REJECT_REASONS, CommandPolicy, CommandTargets, commands_allowed, handle_command
 from edge.daemon.limiter import FpsLimiter
 from edge.daemon.sink import EventSink
-from edge.daemon.state import ha_discovery, source_state
+from edge.daemon.state import dominant_emotion, ha_discovery, source_state
 from edge.daemon.supervise import THREADS, Supervisor
 from edge.metrics import Metrics
 from edge.pipeline.core import FrameResult
@@ -331,8 +331,7 @@ class Service:
         out = {}
         for name, src in self.sources.items():
             tracks = dict(self.pipelines[name].open_tracks)
-            state = source_state(name, tracks, src.up, src.paused)
-            out[name] = SourceSnapshot(name, src.up, src.paused, len(tracks), state["dominant_emotion"], tracks,
+            out[name] = SourceSnapshot(name, src.up, src.paused, len(tracks), dominant_emotion(tracks), tracks,
                                        self._processed[name], src.dropped, src.reconnects)
         return out
 

@@ -8,6 +8,12 @@ from edge.pipeline.events import SCHEMA_VERSION, utc_now_iso
 from edge.publish.topics import Topics
 
 
+def dominant_emotion(tracks: dict[int, str]) -> str | None:
+    """The most common current emotion of ``tracks`` ({track_id: emotion}); None with no face."""
+    counts = Counter(tracks.values())
+    return counts.most_common(1)[0][0] if counts else None
+
+
 def source_state(source: str, tracks: dict[int, str], up: bool, paused: bool) -> dict:
     """The retained ``state`` payload of a source.
 
@@ -21,10 +27,8 @@ def source_state(source: str, tracks: dict[int, str], up: bool, paused: bool) ->
         ``{schema_version, ts, source, faces, dominant_emotion, tracks, source_up, paused}``;
         ``dominant_emotion`` is the most common current emotion (None with no face).
     """
-    counts = Counter(tracks.values())
-    dominant = counts.most_common(1)[0][0] if counts else None
     return {"schema_version": SCHEMA_VERSION, "ts": utc_now_iso(), "source": source, "faces": len(tracks),
-            "dominant_emotion": dominant, "tracks": {str(k): v for k, v in sorted(tracks.items())},
+            "dominant_emotion": dominant_emotion(tracks), "tracks": {str(k): v for k, v in sorted(tracks.items())},
             "source_up": up, "paused": paused}
 
 
