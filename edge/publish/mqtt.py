@@ -1,14 +1,29 @@
-"""MQTT client (paho-mqtt v2 callback API) with at-least-once event delivery.
+"""MQTT client (paho-mqtt v2 callback API, MQTT 5) with at-least-once or exactly-once event delivery.
 
 Events are stored in :class:`edge.publish.queue.MessageQueue` first; a
 sender thread hands them to paho in id order while connected and deletes them
-(in batches) once their PUBACK has arrived (``MQTTMessageInfo.is_published``).
-paho keeps unacknowledged QoS 1 messages, including those handed over just as
-the connection dropped (``MQTT_ERR_NO_CONN``), and sends them after the
-reconnect (MQTT 3.1.1, section 4.4); rows never acknowledged are published
-again after a daemon restart. The ``status`` topic is retained ``online`` on
-connect and ``offline`` as Last Will and on clean shutdown. Publishing never
-blocks the caller.
+(in batches) once their delivery is complete (``MQTTMessageInfo.is_published``:
+PUBACK at QoS 1, PUBCOMP at QoS 2). A row is handed to paho once per run:
+paho keeps the messages it was handed, including those handed over just as the
+connection dropped (``MQTT_ERR_NO_CONN``), and sends them again after the
+reconnect with the same packet ids; rows never completed are published again
+after a daemon restart. The ``status`` topic is retained ``online`` on connect
+and ``offline`` as Last Will and on clean shutdown. Publishing never blocks the
+caller.
+
+**Exactly once across broker restarts** (``mqtt.qos: 2``): the session is
+persistent (fixed client id, MQTT 5 ``Session Expiry Interval`` of
+:data:`SESSION_EXPIRY_S`, clean start on the first connect of a run only). After
+a reconnect paho resends an unacknowledged PUBLISH with the same packet id and
+the DUP flag, or only the PUBREL once the broker had answered PUBREC; the broker
+holds the QoS 2 state of the session (in its persistence file across its own
+restarts) and drops the second copy. The daemon keeps at most the broker's
+``Receive Maximum`` (CONNACK; mosquitto's ``max_inflight_messages``, 20 by
+default) messages unacknowledged: mosquitto refuses a QoS 2 PUBLISH beyond it
+(PUBREC 0x97, then drops an MQTT 3.1.1 connection; an MQTT 5 client that
+ignored it would lose the message). With a persistent session the command
+topic is subscribed at QoS 0, so the broker keeps no commands for a daemon that
+is away (a stale ``pause`` would otherwise arrive on reconnect).
 
 The sender never dies: every pass is guarded, and :meth:`MqttPublisher.ensure_threads`
 restarts the sender or paho's network thread should either end anyway.
@@ -33,6 +48,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.config.schema import MQTTConfig, TLSConfig, mqtt_password
 from edge.publish.queue import MessageQueue, OutgoingMessage, TrackMark
@@ -44,6 +61,11 @@ log = logging.getLogger(__name__)
 CommandHandler = Callable[[bytes], dict]
 #: Seconds between two log lines of the same connection problem.
 PROBLEM_LOG_EVERY_S = 60.0
+#: Seconds the broker keeps the daemon's session (QoS 2 state) while the daemon is away (MQTT 5 property
+#: ``Session Expiry Interval``); a longer outage than this loses the messages the broker had answered PUBREC.
+SESSION_EXPIRY_S = 86_400
+#: ``Receive Maximum`` when the broker sends none (MQTT 5, section 3.2.2.3.3).
+RECEIVE_MAXIMUM = 65_535
 
 
 def _acked(info: mqtt.MQTTMessageInfo) -> bool:
@@ -71,6 +93,7 @@ class MqttPublisher:
     Attributes:
         connected: Set while a CONNACK-accepted connection is up.
         commands_enabled: Subscribe to the command topic (set before :meth:`start`).
+        persistent: The broker keeps the session across reconnects (``mqtt.qos`` 2: exactly once).
     """
 
     def __init__(self, cfg: MQTTConfig, topics: Topics, outbox: MessageQueue, window: int = 50) -> None:
@@ -80,7 +103,8 @@ class MqttPublisher:
             cfg: The ``mqtt`` section of the config (broker, credentials, TLS, QoS).
             topics: Topic names of this device.
             outbox: The persistent queue messages are stored in until their PUBACK.
-            window: QoS 1 messages handed to paho and not yet acknowledged, at most.
+            window: QoS 1/2 messages handed to paho and not yet complete, at most (fewer when the
+                broker's ``Receive Maximum`` is lower).
 
         Raises:
             ConfigError: unreadable password file.
@@ -88,6 +112,8 @@ class MqttPublisher:
         self.cfg, self.topics, self.outbox, self.window = cfg, topics, outbox, window
         self.connected = threading.Event()
         self.commands_enabled = True
+        self.persistent = cfg.qos == 2
+        self._quota = window  # the broker's Receive Maximum, from each CONNACK
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
@@ -111,8 +137,7 @@ class MqttPublisher:
     def _make_client(self) -> mqtt.Client:
         c = self.cfg
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=c.client_id or f"edge-fer-{self.topics.device_id}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
+                             client_id=c.client_id or f"edge-fer-{self.topics.device_id}", protocol=mqtt.MQTTv5)
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
         password = mqtt_password(c)
         if c.username:
@@ -137,10 +162,24 @@ class MqttPublisher:
             log.warning("MQTT %s: tls.insecure is true: the broker's certificate and name are NOT verified "
                         "(encrypted, but not authenticated)", self.address)
 
+    def _connect_properties(self) -> Properties:
+        """CONNECT properties: a session the broker keeps :data:`SESSION_EXPIRY_S` when persistent."""
+        props = Properties(PacketTypes.CONNECT)
+        if self.persistent:
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+        return props
+
     def start(self) -> None:
-        """Connect in the background (retrying with backoff) and start the sender."""
+        """Connect in the background (retrying with backoff) and start the sender.
+
+        A persistent session starts clean on the first connect of this run only: the packet ids a previous
+        run left in the broker's session mean nothing to this process (its unfinished rows are published
+        again, as new messages); later reconnects resume the session.
+        """
         self._started = True
-        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        clean = mqtt.MQTT_CLEAN_START_FIRST_ONLY if self.persistent else True
+        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=clean,
+                                  properties=self._connect_properties())
         self.client.loop_start()
         self._sender.start()
 
@@ -156,9 +195,10 @@ class MqttPublisher:
             log.info("MQTT connected to %s%s", self.address, " again" if again else "")
             for key in ("unreachable", "refused", "lost", "closed"):
                 self._problems.reset(key)
+            self._quota = max(1, int(getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM)))
             client.publish(self.topics.status, "online", qos=1, retain=True)
             if self.commands_enabled and self.on_command is not None:
-                client.subscribe(self.topics.cmd, qos=1)
+                client.subscribe(self.topics.cmd, qos=0 if self.persistent else 1)
             self.connected.set()
             self._wake.set()
             if self.on_connected:
@@ -195,6 +235,9 @@ class MqttPublisher:
         return max(1, int(self.cfg.reconnect_max_s))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised): resending cannot help
+            self._problems.log("rejected", logging.WARNING, "MQTT broker %s refused a message (%s)",
+                               self.address, reason_code)
         self._wake.set()  # the sender thread reaps acknowledged messages
 
     def _on_message(self, client, userdata, message) -> None:
@@ -226,7 +269,7 @@ class MqttPublisher:
     def _send_once(self) -> bool:
         """Reap acknowledged messages and hand the next batch to paho; False when idle."""
         self._reap()
-        room = self.window - len(self._inflight)
+        room = min(self.window, self._quota) - len(self._inflight)
         if not self.connected.is_set() or room <= 0:
             return False
         batch = self.outbox.peek(self._last_handed, room)
@@ -245,12 +288,12 @@ class MqttPublisher:
             self._last_handed = msg.id
             if msg.qos == 0:
                 self.outbox.delete(msg.id)
-            else:  # paho keeps it (and resends after a reconnect) until the PUBACK
+            else:  # paho keeps it (and resends it after a reconnect, same packet id) until PUBACK/PUBCOMP
                 self._inflight[msg.id] = info
         return bool(batch)
 
     def _reap(self) -> None:
-        """Delete the stored rows whose PUBACK arrived (paho sets ``is_published``), in one transaction."""
+        """Delete the stored rows whose PUBACK/PUBCOMP arrived (paho sets ``is_published``), in one transaction."""
         done = [row for row, info in self._inflight.items() if _acked(info)]
         for row in done:
             del self._inflight[row]

@@ -1,0 +1,131 @@
+"""Exactly-once delivery (``mqtt.qos: 2``, persistent MQTT 5 session) against a real mosquitto on 127.0.0.1.
+
+A subscriber with a persistent QoS 2 session counts every event by ``seq``: a broker stopped (SIGTERM,
+mosquitto saves its state) and restarted during a drain must leave 0 lost and 0 duplicated.
+"""
+
+import getpass
+import json
+import logging
+import time
+
+import pytest
+
+from conftest import Mosquitto
+from daemon_helpers import Subscriber, wait_until
+from edge.config.schema import MQTTConfig
+from edge.publish.mqtt import MqttPublisher
+from edge.publish.queue import MessageQueue, OutgoingMessage
+from edge.publish.topics import Topics
+
+pytestmark = pytest.mark.integration
+EVENT = "edge-fer/t1/cam0/event"
+
+
+def _broker(tmp_path, extra: str = "") -> Mosquitto:
+    """Persistent broker, unlimited queue for the offline subscriber, stays root (pytest's private tmp)."""
+    broker = Mosquitto(tmp_path, persistent=True)
+    broker.conf.write_text(broker.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n{extra}")
+    return broker
+
+
+def _publisher(tmp_path, port: int, qos: int = 2) -> MqttPublisher:
+    cfg = MQTTConfig(host="127.0.0.1", port=port, keepalive_s=5, reconnect_max_s=1, qos=qos)
+    return MqttPublisher(cfg, Topics("edge-fer", "t1"), MessageQueue(tmp_path / "outbox.sqlite"))
+
+
+def _fill(pub: MqttPublisher, n: int, qos: int = 2) -> None:
+    for start in range(0, n, 500):
+        pub.outbox.put_many([OutgoingMessage(EVENT, json.dumps({"seq": i + 1}).encode(), qos)
+                             for i in range(start, min(n, start + 500))])
+
+
+def _drained(pub: MqttPublisher, timeout: float) -> None:
+    wait_until(lambda: pub.queued == 0, timeout, f"the outbox to drain ({pub.queued} left)")
+
+
+def _assert_exactly_once(sub: Subscriber, n: int) -> None:
+    """Every seq 1..n received, none twice (waits for the broker to finish delivering)."""
+    try:
+        sub.wait_for(lambda: len(sub.on(EVENT)) >= n, timeout=20, what=f"{n} events")
+    finally:
+        time.sleep(0.5)  # a duplicate would arrive right behind
+        seqs = [e["seq"] for e in sub.json_on(EVENT)]
+        missing = sorted(set(range(1, n + 1)) - set(seqs))
+        assert not missing, f"{len(missing)} lost: {missing[:5]}...{missing[-5:]}"
+        assert len(seqs) == n, f"{len(seqs) - n} duplicated"
+
+
+def test_qos2_drain_with_four_broker_stops_is_exactly_once(tmp_path):
+    broker = _broker(tmp_path)
+    broker.start()
+    sub = Subscriber(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    pub = _publisher(tmp_path, broker.port)
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+        _fill(pub, 4000)
+        pub.start()
+        for k in range(4):
+            wait_until(lambda k=k: pub.queued <= 4000 - (k + 1) * 800, 20, f"drain before stop {k + 1}")
+            broker.stop()  # SIGTERM: mosquitto saves both sessions and the messages it holds
+            time.sleep(1.0)
+            assert pub.alive
+            broker.start()
+        _drained(pub, 30)
+        _assert_exactly_once(sub, 4000)
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def test_window_follows_the_brokers_receive_maximum(tmp_path, caplog):
+    """mosquitto refuses a QoS 2 PUBLISH beyond ``max_inflight_messages`` (its MQTT 5 Receive Maximum)
+    and drops the connection; the daemon's window of 50 must shrink to it."""
+    broker = _broker(tmp_path, "max_inflight_messages 5\n")
+    broker.start()
+    sub = Subscriber(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    pub = _publisher(tmp_path, broker.port)
+    caplog.set_level(logging.INFO, logger="edge.publish.mqtt")
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+        _fill(pub, 1000)
+        pub.start()
+        _drained(pub, 20)
+        assert pub._quota == 5 and pub.window == 50
+        assert not [r for r in caplog.records if "lost" in r.getMessage()], "the broker dropped the connection"
+        _assert_exactly_once(sub, 1000)
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def test_a_new_run_starts_a_clean_session_and_resends_what_the_last_one_left(tmp_path):
+    """A run that ends abruptly mid-drain leaves packet ids in the broker's session; the next run starts
+    clean (they mean nothing to it) and publishes the unfinished rows again: nothing is lost."""
+    broker = _broker(tmp_path)
+    broker.start()
+    sub = Subscriber(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    first = _publisher(tmp_path, broker.port)
+    second = None
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+        _fill(first, 3000)
+        first.start()
+        wait_until(lambda: first.queued <= 2000, 20, "a third drained")
+        first._stop.set()  # the run ends without DISCONNECT: its session stays at the broker
+        first.client.loop_stop()
+        first.outbox.close()
+        second = _publisher(tmp_path, broker.port)
+        assert second.queued > 0
+        second.start()
+        _drained(second, 20)
+        sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 3001)), timeout=20,
+                     what="every seq")
+    finally:
+        if second:
+            second.stop()
+        sub.close()
+        broker.stop()
+
