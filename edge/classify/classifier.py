@@ -129,7 +129,7 @@ class EmotionClassifier:
         raw = runner.interpreter.get_tensor(runner.out["index"])
         if runner.out["dtype"] == np.float32:
             return raw.astype(np.float32)
-        return ((raw.astype(np.float32) - self.out_zero) * self.out_scale).astype(np.float32)
+        return ((raw.astype(np.float32) - self.out_zero) * self.out_scale).astype(np.float32, copy=False)
 
     def predict_batch(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities for preprocessed faces.
@@ -171,6 +171,8 @@ class EmotionClassifier:
         inputs = cv2.LUT(grey.reshape(n * INPUT_SIZE, INPUT_SIZE), self._grey_lut).reshape(n, INPUT_SIZE, INPUT_SIZE)
         step = batch_size or self.max_batch
         invoke = self._invoke_input_flip_mean if self.tta_flip else self._invoke_input
+        if n <= step:  # the usual case: one chunk, no list and no concatenated copy
+            return invoke(inputs)
         return np.concatenate([invoke(inputs[i:i + step]) for i in range(0, n, step)])
 
     def _invoke_input_flip_mean(self, inputs: np.ndarray) -> np.ndarray:

@@ -66,6 +66,10 @@ class DetectStep:
     seconds: float = 0.0
 
 
+#: The detect step of every frame between detection rounds (immutable, shared).
+_BETWEEN_ROUNDS = DetectStep(None)
+
+
 @dataclass(slots=True)
 class ClassifiedFrame:
     """A frame after tracking and classification, before smoothing.
@@ -119,7 +123,7 @@ class FramePipeline:
         """
         if self._planned % self.options.detect_every:
             self._planned += 1
-            return DetectStep(None)
+            return _BETWEEN_ROUNDS
         step = self.detect_with(self.detector, frame)
         self._planned += 1  # after the detector: a frame it failed on is not counted, as before
         return step
