@@ -43,11 +43,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The commit before the second performance pass (reuse of freed frames, lighter main thread).
+#: The commit before the second performance pass (reuse of freed frames, one OpenBLAS thread, lighter main thread).
 BEFORE = "61da7ee"
 #: The files that pass changed: ``before`` takes them from ``--before``, everything else from this tree.
-PERF_PATHS = ("edge/capture/file.py", "edge/runtime.py", "edge/classify/classifier.py", "edge/pipeline/core.py",
-              "edge/pipeline/parallel.py", "edge/pipeline/timing.py", "edge/track/tracker.py")
+PERF_PATHS = ("edge/cli/__init__.py", "edge/capture/file.py", "edge/runtime.py", "edge/classify/classifier.py",
+              "edge/pipeline/core.py", "edge/pipeline/parallel.py", "edge/pipeline/timing.py", "edge/track/tracker.py")
 
 
 @dataclass
