@@ -2,9 +2,13 @@
 
 Scenarios (each counts events by ``boot_id``/``seq`` at a real subscriber):
 
-* ``drain``: N events stored in the outbox, the broker killed K times while they
-  drain (SIGTERM: mosquitto keeps what it acknowledged; SIGKILL: it loses what it
-  held in memory, which no publisher can see);
+* ``drain``: N events stored in the outbox, published at each ``--qos``, the
+  broker stopped K times (SIGTERM: mosquitto saves its sessions and messages at
+  exit) while they drain;
+* ``broker-kill``: the same with SIGKILL, for each mosquitto autosave setting
+  (``--autosave``): mosquitto loses what it acknowledged after its last save,
+  which no publisher can see;
+* ``throughput``: N events drained with no fault, events/s at each ``--qos``;
 * ``daemon-kill``: the real daemon SIGKILLed K times on a clip with faces, then
   stopped with SIGTERM; gaps in ``seq`` below the highest one received are lost
   events; every ``track_started`` must be matched by a ``track_ended``
@@ -14,7 +18,8 @@ Scenarios (each counts events by ``boot_id``/``seq`` at a real subscriber):
 * ``commands``: 1,000 ``ping``, 100 oversized (1 MB) and 100 wrong-token commands;
 * ``soak``: the daemon on a looped clip for ``--soak-minutes``: RSS, fds and threads.
 
-    .venv/bin/python benchmarks/faults.py --scenarios drain,daemon-kill,full-disk,commands --soak-minutes 5
+    .venv/bin/python benchmarks/faults.py --scenarios drain,broker-kill,throughput --qos 1,2
+    .venv/bin/python benchmarks/faults.py --scenarios daemon-kill,full-disk,commands --soak-minutes 5
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,13 +46,42 @@ from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_
 
 EVENT = "edge-fer/t1/cam0/event"
 CLIP = SHARED / "videos" / "facerec_short_hamilton_clip.mp4"  # faces come and go: many events
+#: mosquitto persistence settings tried with SIGKILL (``--autosave`` names); the default saves every 1800 s.
+AUTOSAVE = {
+    "default": "",
+    "1s": "autosave_interval 1\n",
+    "100changes": "autosave_on_changes true\nautosave_interval 100\n",
+}
 
 
-def broker(tmp: Path) -> Mosquitto:
-    """Persistent broker, unlimited queue for offline persistent subscribers, stays root (private tmp)."""
+def broker(tmp: Path, extra: str = "") -> Mosquitto:
+    """Persistent broker, unlimited queue for offline persistent subscribers, stays root (private tmp).
+
+    Args:
+        tmp: Folder of its config and persistence file.
+        extra: More mosquitto.conf lines (e.g. an ``AUTOSAVE`` setting).
+    """
     b = Mosquitto(tmp, persistent=True)
-    b.conf.write_text(b.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n")
+    b.conf.write_text(b.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n{extra}")
     return b
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One drain run: N events at ``qos``, the broker hit ``kills`` times with ``sig``.
+
+    Attributes:
+        sub_qos: Subscription QoS (2: the broker-to-subscriber leg is exactly once, so duplicates left
+            are the daemon's resends).
+        broker_conf: Extra mosquitto.conf lines (persistence settings).
+    """
+
+    n: int
+    kills: int
+    sig: int = signal.SIGTERM
+    qos: int = 2
+    sub_qos: int = 2
+    broker_conf: str = ""
 
 
 def count(events: list[dict], created: int | None = None) -> dict:
@@ -68,17 +103,29 @@ def proc_stats(pid: int) -> tuple[float, int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
 
 
-def _drain_events(n: int, boot: str) -> list:
+def _drain_events(n: int, boot: str, qos: int) -> list:
     from edge.publish.queue import OutgoingMessage
 
-    return [OutgoingMessage(EVENT, json.dumps({"boot_id": boot, "seq": i}).encode()) for i in range(1, n + 1)]
+    return [OutgoingMessage(EVENT, json.dumps({"boot_id": boot, "seq": i}).encode(), qos) for i in range(1, n + 1)]
 
 
-def scenario_drain(tmp: Path, n: int, kills: int, sig: int, sub_qos: int = 1) -> dict:
-    """N stored events drained while the broker is killed ``kills`` times with ``sig``.
+def _hit_broker(b: Mosquitto, pub, d: Drain, t0: float) -> None:
+    """Hit the broker ``d.kills`` times with ``d.sig``, evenly over the drain, restarting it 1 s later."""
+    for k in range(d.kills):
+        target = d.n - (k + 1) * d.n // (d.kills + 1)
+        while pub.queued > target and time.monotonic() - t0 < 300:
+            time.sleep(0.005)
+        b.proc.send_signal(d.sig)
+        b.proc.wait(10)
+        time.sleep(1.0)
+        b.start()
 
-    ``sub_qos`` 2 makes the broker-to-subscriber leg exactly once, so that the
-    duplicates left are the ones the daemon sent again (PUBACKs lost with the broker).
+
+def scenario_drain(tmp: Path, d: Drain) -> dict:
+    """N stored events drained while the broker is hit ``kills`` times; counted at a persistent subscriber.
+
+    Returns:
+        created/received/lost/duplicated, whether the sender lived, seconds to drain and events/s.
     """
     from edge.config.schema import MQTTConfig
     from edge.publish.mqtt import MqttPublisher
@@ -86,34 +133,28 @@ def scenario_drain(tmp: Path, n: int, kills: int, sig: int, sub_qos: int = 1) ->
     from edge.publish.topics import Topics
 
     tmp.mkdir(parents=True, exist_ok=True)
-    b = broker(tmp)
+    b = broker(tmp, d.broker_conf)
     b.start()
-    sub = Subscriber(b.port, client_id=f"drain-{sig}", persistent=True, qos=sub_qos)
+    sub = Subscriber(b.port, client_id=f"drain-{tmp.name}", persistent=True, qos=d.sub_qos)
     sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
-    pub = MqttPublisher(MQTTConfig(host="127.0.0.1", port=b.port, keepalive_s=5, reconnect_max_s=1),
-                        Topics("edge-fer", "t1"), MessageQueue(tmp / f"drain{sig}.sqlite"))
-    msgs = _drain_events(n, f"drain-{sig}")
-    for i in range(0, n, 500):
+    pub = MqttPublisher(MQTTConfig(host="127.0.0.1", port=b.port, keepalive_s=5, reconnect_max_s=1, qos=d.qos),
+                        Topics("edge-fer", "t1"), MessageQueue(tmp / "outbox.sqlite"))
+    msgs = _drain_events(d.n, tmp.name, d.qos)
+    for i in range(0, d.n, 500):
         pub.outbox.put_many(msgs[i:i + 500])
     pub.start()
     t0 = time.monotonic()
-    for k in range(kills):
-        target = n - (k + 1) * n // (kills + 1)
-        while pub.queued > target and time.monotonic() - t0 < 300:
-            time.sleep(0.005)
-        b.proc.send_signal(sig)
-        b.proc.wait(10)
-        time.sleep(1.0)
-        b.start()
+    _hit_broker(b, pub, d, t0)
     while pub.queued and time.monotonic() - t0 < 600:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    took = time.monotonic() - t0
     time.sleep(2.0)
     alive = pub.alive
     pub.stop()
-    result = count(sub.json_on(EVENT), created=n)
+    result = count(sub.json_on(EVENT), created=d.n)
     sub.close()
     b.stop()
-    return {**result, "sender alive": alive, "s": round(time.monotonic() - t0, 1)}
+    return {**result, "sender alive": alive, "s": round(took, 1), "events/s": round(d.n / took)}
 
 
 def scenario_daemon_kill(tmp: Path, kills: int, every_s: float) -> dict:
@@ -240,22 +281,18 @@ def scenario_soak(tmp: Path, minutes: float) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenarios", default="drain,daemon-kill,full-disk,commands")
-    ap.add_argument("--events", type=int, default=20_000, help="events in the drain scenario")
-    ap.add_argument("--kills", type=int, default=10, help="broker kills during the drain")
+    ap.add_argument("--scenarios", default="drain,broker-kill,throughput,daemon-kill,full-disk,commands")
+    ap.add_argument("--events", type=int, default=20_000, help="events in the drain scenarios")
+    ap.add_argument("--kills", type=int, default=10, help="broker stops/kills during the drain")
+    ap.add_argument("--qos", default="1,2", help="publish QoS values tried in the drain scenarios")
+    ap.add_argument("--autosave", default=",".join(AUTOSAVE), help=f"broker-kill persistence ({', '.join(AUTOSAVE)})")
     ap.add_argument("--daemon-kills", type=int, default=5)
-    ap.add_argument("--sub-qos", type=int, default=1, choices=(1, 2), help="subscription QoS in the drain scenario")
+    ap.add_argument("--sub-qos", type=int, default=2, choices=(1, 2), help="subscription QoS in the drain scenarios")
     ap.add_argument("--soak-minutes", type=float, default=0, help="0: no soak")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-faults-"))
     wanted = args.scenarios.split(",")
-    rows = []
-    for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGKILL, "SIGKILL")):
-        if "drain" in wanted:
-            r = scenario_drain(tmp / f"drain-{name}", args.events, args.kills, sig, args.sub_qos)
-            rows.append([f"drain {args.events}, {args.kills} broker {name}, subscriber QoS {args.sub_qos}",
-                         *_cells(r)])
-            print(rows[-1], flush=True)
+    rows = _drain_rows(args, tmp, wanted)
     runs = {"daemon-kill": lambda d: scenario_daemon_kill(d, args.daemon_kills, 6.0),
             "full-disk": scenario_full_disk, "commands": scenario_commands}
     for name, fn in runs.items():
@@ -273,6 +310,30 @@ def main() -> None:
         soak = scenario_soak(d, args.soak_minutes)
         print()
         print(table(soak, ["minutes", "frames", "events", "queued", "RSS (MB)", "fds", "threads"]))
+
+
+def _drains(args: argparse.Namespace, wanted: list[str]) -> list[tuple[str, Drain]]:
+    """(row name, run) of the drain scenarios asked for: SIGTERM stops, SIGKILLs per autosave, no fault."""
+    n, k, sq = args.events, args.kills, args.sub_qos
+    runs = []
+    for qos in (int(q) for q in args.qos.split(",")):
+        if "drain" in wanted:
+            runs.append((f"drain {n}, broker stopped {k}x (SIGTERM), QoS {qos}", Drain(n, k, qos=qos, sub_qos=sq)))
+        for save in args.autosave.split(",") if "broker-kill" in wanted else ():
+            runs.append((f"drain {n}, broker killed {k}x (SIGKILL), autosave {save}, QoS {qos}",
+                         Drain(n, k, signal.SIGKILL, qos, sq, AUTOSAVE[save])))
+        if "throughput" in wanted:
+            runs.append((f"drain {n}, no fault, QoS {qos}", Drain(n, 0, qos=qos, sub_qos=sq)))
+    return runs
+
+
+def _drain_rows(args: argparse.Namespace, tmp: Path, wanted: list[str]) -> list[list[str]]:
+    """Run the drain scenarios; one table row each (printed as it finishes)."""
+    rows = []
+    for i, (name, run) in enumerate(_drains(args, wanted)):
+        rows.append([f"{name}, subscriber QoS {run.sub_qos}", *_cells(scenario_drain(tmp / f"drain{i}", run))])
+        print(rows[-1], flush=True)
+    return rows
 
 
 def _cells(r: dict) -> list[str]:

@@ -25,6 +25,15 @@ ignored it would lose the message). With a persistent session the command
 topic is subscribed at QoS 0, so the broker keeps no commands for a daemon that
 is away (a stale ``pause`` would otherwise arrive on reconnect).
 
+A broker that was killed (SIGKILL) may come back with an older copy of the
+session from its last autosave, holding packet ids this client has since
+finished and will never release; mosquitto counts them against its quota and
+refuses every new message (0x97), so the resumed session never moves. When a
+resumed connection ends with a refusal for quota or without completing a
+single event, the next connect starts a clean session and paho sends every
+unfinished message again as a new PUBLISH (at least once: the few the broker
+had already delivered arrive twice).
+
 The sender never dies: every pass is guarded, and :meth:`MqttPublisher.ensure_threads`
 restarts the sender or paho's network thread should either end anyway.
 
@@ -66,6 +75,8 @@ PROBLEM_LOG_EVERY_S = 60.0
 SESSION_EXPIRY_S = 86_400
 #: ``Receive Maximum`` when the broker sends none (MQTT 5, section 3.2.2.3.3).
 RECEIVE_MAXIMUM = 65_535
+#: MQTT 5 reason code "Quota exceeded": the broker's session holds as many unfinished messages as it accepts.
+QUOTA_EXCEEDED = 0x97
 
 
 def _acked(info: mqtt.MQTTMessageInfo) -> bool:
@@ -114,6 +125,8 @@ class MqttPublisher:
         self.commands_enabled = True
         self.persistent = cfg.qos == 2
         self._quota = window  # the broker's Receive Maximum, from each CONNACK
+        self._reaped = self._reaped_at_connect = 0  # rows completed: in all, and when last connected
+        self._stuck = False  # the broker refused a message for quota on this connection
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
@@ -196,6 +209,7 @@ class MqttPublisher:
             for key in ("unreachable", "refused", "lost", "closed"):
                 self._problems.reset(key)
             self._quota = max(1, int(getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM)))
+            self._reaped_at_connect, self._stuck = self._reaped, False
             client.publish(self.topics.status, "online", qos=1, retain=True)
             if self.commands_enabled and self.on_command is not None:
                 client.subscribe(self.topics.cmd, qos=0 if self.persistent else 1)
@@ -225,17 +239,29 @@ class MqttPublisher:
         elif self.connected.is_set():
             self._problems.log("lost", logging.WARNING, "MQTT connection to %s lost (%s); reconnecting every 1-%d s",
                                self.address, reason_code, self._retry_max())
+            self._check_session(client)
         else:
             hint = "" if self.cfg.tls else " (a TLS-only port reached without mqtt.tls?)"
             self._problems.log("closed", logging.WARNING, "MQTT connection to %s closed before the broker accepted "
                                "it (%s)%s; retrying every 1-%d s", self.address, reason_code, hint, self._retry_max())
         self.connected.clear()
 
+    def _check_session(self, client: mqtt.Client) -> None:
+        """Start the next connection with a clean session if the resumed one was stuck (see the module doc)."""
+        stalled = self._reaped == self._reaped_at_connect and bool(self._inflight)
+        if not self.persistent or not (self._stuck or stalled):
+            return
+        log.warning("MQTT broker %s: the session made no progress (%s); starting a clean session, the %d "
+                    "unfinished message(s) are sent again (a subscriber may see a few twice)", self.address,
+                    "quota exceeded" if self._stuck else "nothing completed", len(self._inflight))
+        client._mqttv5_first_connect = True  # paho 2: the next CONNECT sets Clean Start, messages resent as PUBLISH
+
     def _retry_max(self) -> int:
         return max(1, int(self.cfg.reconnect_max_s))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised): resending cannot help
+        if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised)
+            self._stuck = self._stuck or reason_code.value == QUOTA_EXCEEDED
             self._problems.log("rejected", logging.WARNING, "MQTT broker %s refused a message (%s)",
                                self.address, reason_code)
         self._wake.set()  # the sender thread reaps acknowledged messages
@@ -297,6 +323,7 @@ class MqttPublisher:
         done = [row for row, info in self._inflight.items() if _acked(info)]
         for row in done:
             del self._inflight[row]
+        self._reaped += len(done)
         if done:
             self.outbox.delete_many(done)
 

@@ -9,7 +9,10 @@ import json
 import logging
 import time
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from conftest import Mosquitto
 from daemon_helpers import Subscriber, wait_until
@@ -129,3 +132,47 @@ def test_a_new_run_starts_a_clean_session_and_resends_what_the_last_one_left(tmp
         sub.close()
         broker.stop()
 
+
+
+def _leave_orphans(port: int, client_id: str, n: int) -> None:
+    """Take over ``client_id``'s session and leave ``n`` QoS 2 messages answered PUBREC and never released:
+    the broker-side state a SIGKILLed mosquitto restores from an older autosave (packet ids the daemon
+    has since finished)."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # type: ignore[method-assign]  # never sends PUBREL
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.connect("127.0.0.1", port, 5, clean_start=False, properties=props)
+    c.loop_start()
+    for _ in range(n):
+        c.publish("edge-fer/t1/orphan", b"never released", qos=2)
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_a_session_stuck_with_unknown_packet_ids_is_restarted_clean(tmp_path, caplog):
+    """mosquitto counts unreleased packet ids against its quota (20): with 20 the daemon does not know,
+    every message is refused (0x97) and the resumed session never moves unless the daemon starts clean."""
+    broker = _broker(tmp_path)
+    broker.start()
+    sub = Subscriber(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    pub = _publisher(tmp_path, broker.port)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+        pub.start()
+        assert pub.connected.wait(10)
+        pub.client.loop_stop()  # the daemon's network thread pauses: it cannot take the session back yet
+        _leave_orphans(broker.port, "edge-fer-t1", 20)
+        _fill(pub, 1000)
+        pub.client.loop_start()
+        _drained(pub, 20)
+        assert any("starting a clean session" in r.getMessage() for r in caplog.records)
+        sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 1001)), timeout=20,
+                     what="every seq")
+        assert not sub.on("edge-fer/t1/orphan")
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
