@@ -7,6 +7,7 @@ mosquitto saves its state) and restarted during a drain must leave 0 lost and 0 
 import getpass
 import json
 import logging
+import signal
 import time
 
 import paho.mqtt.client as mqtt
@@ -15,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from conftest import Mosquitto
-from daemon_helpers import Subscriber, wait_until
+from daemon_helpers import Subscriber, start_daemon, wait_until, write_config
 from edge.config.schema import MQTTConfig
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue, OutgoingMessage
@@ -174,5 +175,42 @@ def test_a_session_stuck_with_unknown_packet_ids_is_restarted_clean(tmp_path, ca
         assert not sub.on("edge-fer/t1/orphan")
     finally:
         pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def _live_online(sub: Subscriber) -> int:
+    """``online`` status messages published while the subscriber listened (not retained copies)."""
+    with sub.lock:
+        return sum(t == "edge-fer/t1/status" and p == b"online" and not r for t, p, r in sub.messages)
+
+
+def test_daemon_at_qos2_broker_stopped_twice_every_event_once_and_commands_answered(videos, tmp_path):
+    broker = _broker(tmp_path)
+    broker.start()
+    sub = Subscriber(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    cfg, _ = write_config(tmp_path, broker.port, str(videos / "facerec_short_hamilton_clip.mp4"), mqtt={"qos": 2})
+    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    try:
+        sub.wait_for(lambda: sub.json_on(EVENT), timeout=30, what="first event")
+        for k in range(2):
+            broker.stop()
+            time.sleep(3)  # events are stored meanwhile
+            broker.start()
+            sub.wait_for(lambda k=k: _live_online(sub) >= k + 2, what="the daemon connected again")
+        sub.client.publish("edge-fer/t1/cmd", b'{"cmd":"ping","id":1}', qos=1)
+        sub.wait_for(lambda: sub.json_on("edge-fer/t1/cmd/result"), what="ping answered")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        events = sub.json_on(EVENT)
+        top = max(e["seq"] for e in events)
+        sub.wait_for(lambda: len(sub.on(EVENT)) >= top, what=f"{top} events")
+        time.sleep(0.5)
+        seqs = [e["seq"] for e in sub.json_on(EVENT)]
+        assert sorted(seqs) == list(range(1, top + 1)), "an event lost or duplicated"
+        assert len({e["boot_id"] for e in events}) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         sub.close()
         broker.stop()
