@@ -1,9 +1,11 @@
 """Bounded, persistent FIFO of outgoing MQTT messages (SQLite, WAL mode).
 
-Events are written here before they are published and deleted only when the
-broker acknowledges them (QoS 1 PUBACK), so nothing is lost while the broker
-is away or across a daemon restart. The queue survives the faults a months-long
-run meets:
+Events are written here before they are published and deleted only when their
+delivery is complete (QoS 1 PUBACK, QoS 2 PUBCOMP), so nothing is lost while
+the broker is away or across a daemon restart. The sender hands a row to paho
+once per run (paho resends it after a reconnect with the same packet id), so a
+row is published again, as a new message, only by a later run. The queue
+survives the faults a months-long run meets:
 
 * **bounded**: over ``max_messages`` the oldest rows are dropped and counted
   (``dropped["queue_full"]``); the row count is kept in memory (one
