@@ -51,6 +51,7 @@ AUTOSAVE = {
     "default": "",
     "1s": "autosave_interval 1\n",
     "100changes": "autosave_on_changes true\nautosave_interval 100\n",
+    "1change": "autosave_on_changes true\nautosave_interval 1\n",
 }
 
 
@@ -157,12 +158,12 @@ def scenario_drain(tmp: Path, d: Drain) -> dict:
     return {**result, "sender alive": alive, "s": round(took, 1), "events/s": round(d.n / took)}
 
 
-def scenario_daemon_kill(tmp: Path, kills: int, every_s: float) -> dict:
-    """The daemon SIGKILLed ``kills`` times (every ``every_s`` s), restarted, finally SIGTERMed."""
+def scenario_daemon_kill(tmp: Path, kills: int, every_s: float, qos: int = 2) -> dict:
+    """The daemon (``mqtt.qos``) SIGKILLed ``kills`` times (every ``every_s`` s), restarted, finally SIGTERMed."""
     b = broker(tmp)
     b.start()
-    sub = Subscriber(b.port, client_id="daemon-kill", persistent=True)
-    cfg, mport = write_config(tmp, b.port, str(CLIP))
+    sub = Subscriber(b.port, client_id="daemon-kill", persistent=True, qos=2)
+    cfg, mport = write_config(tmp, b.port, str(CLIP), mqtt={"qos": qos})
     proc = start_daemon(cfg, tmp / "daemon-kill.log")
     for _ in range(kills):
         time.sleep(every_s)
@@ -293,7 +294,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-faults-"))
     wanted = args.scenarios.split(",")
     rows = _drain_rows(args, tmp, wanted)
-    runs = {"daemon-kill": lambda d: scenario_daemon_kill(d, args.daemon_kills, 6.0),
+    daemon_qos = int(args.qos.split(",")[-1])
+    runs = {"daemon-kill": lambda d: scenario_daemon_kill(d, args.daemon_kills, 6.0, daemon_qos),
             "full-disk": scenario_full_disk, "commands": scenario_commands}
     for name, fn in runs.items():
         if name in wanted:
