@@ -13,7 +13,13 @@ caller.
 
 **Exactly once across broker restarts** (``mqtt.qos: 2``): the session is
 persistent (fixed client id, MQTT 5 ``Session Expiry Interval`` of
-:data:`SESSION_EXPIRY_S`, clean start on the first connect of a run only). After
+:data:`SESSION_EXPIRY_S`, ended by a clean shutdown). The client always
+connects with Clean Start 0: mosquitto 2.0 does not save a session whose
+connection started clean, so the first broker restart would lose it. A session
+found at the first connect of a run is a previous run's (its packet ids mean
+nothing to this process): a short-lived helper client with the same id
+connects clean and ends it, the daemon reconnects to a new session and
+publishes the unfinished rows again as new messages. After
 a reconnect paho resends an unacknowledged PUBLISH with the same packet id and
 the DUP flag, or only the PUBREL once the broker had answered PUBREC; the broker
 holds the QoS 2 state of the session (in its persistence file across its own
@@ -30,9 +36,10 @@ session from its last autosave, holding packet ids this client has since
 finished and will never release; mosquitto counts them against its quota and
 refuses every new message (0x97), so the resumed session never moves. When a
 resumed connection ends with a refusal for quota or without completing a
-single event, the next connect starts a clean session and paho sends every
-unfinished message again as a new PUBLISH (at least once: the few the broker
-had already delivered arrive twice).
+single event, the session is discarded the same way. Whenever the broker has
+no session for the client (discarded, lost by a killed broker, expired), paho
+sends every unfinished message again as a whole PUBLISH, not just its PUBREL
+(at least once: the few the broker had already delivered arrive twice).
 
 The sender never dies: every pass is guarded, and :meth:`MqttPublisher.ensure_threads`
 restarts the sender or paho's network thread should either end anyway.
@@ -127,6 +134,9 @@ class MqttPublisher:
         self._quota = window  # the broker's Receive Maximum, from each CONNACK
         self._reaped = self._reaped_at_connect = 0  # rows completed: in all, and when last connected
         self._stuck = False  # the broker refused a message for quota on this connection
+        self._fresh = self.persistent  # a session found at the next CONNACK is discarded (a previous run's)
+        self._discarding = threading.Event()  # a helper client is ending the session: our drop is expected
+        self.resumed = False  # the broker had this client's session at the last connect
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
@@ -147,16 +157,23 @@ class MqttPublisher:
     def _new_sender(self) -> threading.Thread:
         return threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
-    def _make_client(self) -> mqtt.Client:
+    def _new_client(self, main: bool = True) -> mqtt.Client:
+        """A paho client with this daemon's client id, credentials and TLS; the main one also has the Will."""
         c = self.cfg
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=c.client_id or f"edge-fer-{self.topics.device_id}", protocol=mqtt.MQTTv5)
-        client.will_set(self.topics.status, "offline", qos=1, retain=True)
+        if main:
+            client.will_set(self.topics.status, "offline", qos=1, retain=True)
         password = mqtt_password(c)
         if c.username:
             client.username_pw_set(c.username, password)
         if c.tls:
-            self._set_tls(client, c.tls)
+            self._set_tls(client, c.tls, warn=main)
+        return client
+
+    def _make_client(self) -> mqtt.Client:
+        c = self.cfg
+        client = self._new_client()
         client.reconnect_delay_set(1, max(1, int(c.reconnect_max_s)))
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
@@ -166,33 +183,37 @@ class MqttPublisher:
         client.on_message = self._on_message
         return client
 
-    def _set_tls(self, client: mqtt.Client, tls: TLSConfig) -> None:
+    def _set_tls(self, client: mqtt.Client, tls: TLSConfig, warn: bool = True) -> None:
         insecure = bool(tls.insecure)
         client.tls_set(ca_certs=tls.ca_certs, certfile=tls.certfile, keyfile=tls.keyfile,
                        cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
         client.tls_insecure_set(insecure)
-        if insecure:
+        if insecure and warn:
             log.warning("MQTT %s: tls.insecure is true: the broker's certificate and name are NOT verified "
                         "(encrypted, but not authenticated)", self.address)
 
-    def _connect_properties(self) -> Properties:
-        """CONNECT properties: a session the broker keeps :data:`SESSION_EXPIRY_S` when persistent."""
+    def _connect_properties(self, expiry_s: int | None = None) -> Properties:
+        """CONNECT properties with the session expiry.
+
+        Args:
+            expiry_s: Seconds the broker keeps the session after a disconnect; default
+                :data:`SESSION_EXPIRY_S` when persistent, else 0 (it ends with the connection).
+        """
         props = Properties(PacketTypes.CONNECT)
-        if self.persistent:
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
+        expiry = expiry_s if expiry_s is not None else SESSION_EXPIRY_S if self.persistent else 0
+        if expiry:
+            props.SessionExpiryInterval = expiry
         return props
 
     def start(self) -> None:
         """Connect in the background (retrying with backoff) and start the sender.
 
-        A persistent session starts clean on the first connect of this run only: the packet ids a previous
-        run left in the broker's session mean nothing to this process (its unfinished rows are published
-        again, as new messages); later reconnects resume the session.
+        A persistent session is always resumed (Clean Start 0); one left by a previous run is discarded at
+        the first CONNACK (:meth:`_discard_session`).
         """
         self._started = True
-        clean = mqtt.MQTT_CLEAN_START_FIRST_ONLY if self.persistent else True
-        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=clean,
-                                  properties=self._connect_properties())
+        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
+                                  clean_start=not self.persistent, properties=self._connect_properties())
         self.client.loop_start()
         self._sender.start()
 
@@ -210,6 +231,8 @@ class MqttPublisher:
                 self._problems.reset(key)
             self._quota = max(1, int(getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM)))
             self._reaped_at_connect, self._stuck = self._reaped, False
+            if self.persistent and self._session_at_connect(client, flags.session_present):
+                return  # a helper client ends this session; paho reconnects to a new one
             client.publish(self.topics.status, "online", qos=1, retain=True)
             if self.commands_enabled and self.on_command is not None:
                 client.subscribe(self.topics.cmd, qos=0 if self.persistent else 1)
@@ -219,6 +242,53 @@ class MqttPublisher:
                 self.on_connected()
         except Exception:  # noqa: BLE001
             log.exception("MQTT on_connect failed")
+
+    def _session_at_connect(self, client: mqtt.Client, present: bool) -> bool:
+        """Persistent-session bookkeeping at CONNACK; True when the session is being discarded."""
+        self._discarding.clear()
+        if present and self._fresh:
+            log.info("MQTT broker %s holds a session of this client id from a previous run (or a stuck one): "
+                     "ending it and starting a new one", self.address)
+            self._discarding.set()
+            threading.Thread(target=self._discard_session, name="mqtt-session-reset", daemon=True).start()
+            return True
+        self._fresh, self.resumed = False, present
+        if not present:
+            self._resend_whole(client)
+        return False
+
+    def _discard_session(self) -> None:
+        """End this client id's session at the broker (helper thread).
+
+        A helper client connects with Clean Start 1 and session expiry 0 (taking the main client's connection
+        over) and disconnects; paho's reconnect then creates a new session with Clean Start 0, which mosquitto
+        saves.
+        """
+        helper = self._new_client(main=False)
+        try:
+            helper.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True,
+                           properties=self._connect_properties(expiry_s=0))
+            deadline = time.monotonic() + 5.0
+            while not helper.is_connected() and time.monotonic() < deadline:
+                helper.loop(0.1)
+            helper.disconnect()
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            self._discarding.clear()
+            self._problems.log("reset", logging.WARNING, "MQTT broker %s: could not end the old session (%s); "
+                               "retrying at the next connect", self.address, _reason(exc))
+
+    @staticmethod
+    def _resend_whole(client: mqtt.Client) -> None:
+        """Make paho send whole the messages it would only release (PUBREL) to a session the broker lacks.
+
+        The broker has no session for this client (new, discarded, lost by a killed broker, expired): a
+        message it had answered PUBREC may be gone with it. paho 2 decides this before CONNACK
+        (``_messages_reconnect_reset_out``) and sends after ``on_connect``.
+        """
+        with client._out_message_mutex:
+            for m in client._out_messages.values():
+                if m.state == mqtt.mqtt_ms_resend_pubrel:
+                    m.state, m.dup = mqtt.mqtt_ms_publish, True
 
     def _on_connect_fail(self, client, userdata) -> None:
         # paho calls this inside its ``except OSError`` block: the exception in flight is the reason
@@ -231,7 +301,7 @@ class MqttPublisher:
                            self.address, what, _reason(exc), hint, self._retry_max())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._stop.is_set():
+        if self._stop.is_set() or self._discarding.is_set():
             self.connected.clear()
             return
         if self._refused:
@@ -247,14 +317,14 @@ class MqttPublisher:
         self.connected.clear()
 
     def _check_session(self, client: mqtt.Client) -> None:
-        """Start the next connection with a clean session if the resumed one was stuck (see the module doc)."""
+        """Discard the session at the next connect if the resumed one was stuck (see the module doc)."""
         stalled = self._reaped == self._reaped_at_connect and bool(self._inflight)
         if not self.persistent or not (self._stuck or stalled):
             return
-        log.warning("MQTT broker %s: the session made no progress (%s); starting a clean session, the %d "
+        log.warning("MQTT broker %s: the session made no progress (%s); discarding it at the next connect, the %d "
                     "unfinished message(s) are sent again (a subscriber may see a few twice)", self.address,
                     "quota exceeded" if self._stuck else "nothing completed", len(self._inflight))
-        client._mqttv5_first_connect = True  # paho 2: the next CONNECT sets Clean Start, messages resent as PUBLISH
+        self._fresh = True
 
     def _retry_max(self) -> int:
         return max(1, int(self.cfg.reconnect_max_s))
@@ -419,5 +489,7 @@ class MqttPublisher:
                 pass
             self._reap()
         self.connected.clear()
-        self.client.disconnect()
+        end = Properties(PacketTypes.DISCONNECT)
+        end.SessionExpiryInterval = 0  # a clean shutdown ends the session: nothing of it is left to the next run
+        self.client.disconnect(properties=end if self.persistent else None)
         self.client.loop_stop()

@@ -73,8 +73,11 @@ def test_qos2_drain_with_four_broker_stops_is_exactly_once(tmp_path):
             wait_until(lambda k=k: pub.queued <= 4000 - (k + 1) * 800, 20, f"drain before stop {k + 1}")
             broker.stop()  # SIGTERM: mosquitto saves both sessions and the messages it holds
             time.sleep(1.0)
-            assert pub.alive
+            assert pub.alive and not pub.connected.is_set()
             broker.start()
+            wait_until(pub.connected.is_set, 10, "the publisher connected again")
+            # mosquitto 2.0 saves no session whose connection started clean: this is the first restart's trap
+            assert pub.resumed, f"the broker lost the publisher's session at restart {k + 1}"
         _drained(pub, 30)
         _assert_exactly_once(sub, 4000)
     finally:
@@ -169,7 +172,7 @@ def test_a_session_stuck_with_unknown_packet_ids_is_restarted_clean(tmp_path, ca
         _fill(pub, 1000)
         pub.client.loop_start()
         _drained(pub, 20)
-        assert any("starting a clean session" in r.getMessage() for r in caplog.records)
+        assert any("discarding it at the next connect" in r.getMessage() for r in caplog.records)
         sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 1001)), timeout=20,
                      what="every seq")
         assert not sub.on("edge-fer/t1/orphan")
