@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import sys
 import threading
@@ -264,18 +265,31 @@ class MqttPublisher:
         over) and disconnects; paho's reconnect then creates a new session with Clean Start 0, which mosquitto
         saves.
         """
-        helper = self._new_client(main=False)
         try:
+            helper = self._new_client(main=False)
             helper.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True,
                            properties=self._connect_properties(expiry_s=0))
             deadline = time.monotonic() + 5.0
             while not helper.is_connected() and time.monotonic() < deadline:
                 helper.loop(0.1)
+            accepted = helper.is_connected()
             helper.disconnect()
-        except (OSError, ValueError, ssl.SSLError) as exc:
-            self._discarding.clear()
-            self._problems.log("reset", logging.WARNING, "MQTT broker %s: could not end the old session (%s); "
-                               "retrying at the next connect", self.address, _reason(exc))
+            if not accepted:
+                raise ConnectionError("the broker did not accept the helper connection within 5 s")
+        except Exception as exc:  # noqa: BLE001 - a helper thread must not die silently
+            self._discard_failed(exc)
+
+    def _discard_failed(self, exc: BaseException) -> None:
+        """Log why the old session could not be ended and drop the idle main connection (paho reconnects)."""
+        self._problems.log("reset", logging.WARNING, "MQTT broker %s: could not end the old session (%s); "
+                           "reconnecting to try again", self.address, _reason(exc))
+        self._discarding.clear()
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):  # not marked connected, the main connection would idle for ever
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @staticmethod
     def _resend_whole(client: mqtt.Client) -> None:

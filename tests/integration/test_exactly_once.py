@@ -108,9 +108,10 @@ def test_window_follows_the_brokers_receive_maximum(tmp_path, caplog):
         broker.stop()
 
 
-def test_a_new_run_starts_a_clean_session_and_resends_what_the_last_one_left(tmp_path):
-    """A run that ends abruptly mid-drain leaves packet ids in the broker's session; the next run starts
-    clean (they mean nothing to it) and publishes the unfinished rows again: nothing is lost."""
+def test_a_new_run_ends_the_old_session_and_resends_what_the_last_one_left(tmp_path):
+    """A run that ends abruptly mid-drain leaves packet ids in the broker's session; the next run ends that
+    session (they mean nothing to it), resumes a new one and publishes the unfinished rows again: nothing
+    is lost."""
     broker = _broker(tmp_path)
     broker.start()
     sub = Subscriber(broker.port, client_id="eo-sub", persistent=True, qos=2)
@@ -128,6 +129,7 @@ def test_a_new_run_starts_a_clean_session_and_resends_what_the_last_one_left(tmp
         assert second.queued > 0
         second.start()
         _drained(second, 20)
+        assert not second.resumed  # connected to a new session, not the old run's
         sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 3001)), timeout=20,
                      what="every seq")
     finally:
