@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
+from test_exactly_once import RedeliveryCounter  # noqa: E402
+
 from benchmarks.common import SHARED, machine, table  # noqa: E402
 from conftest import Mosquitto  # noqa: E402
 from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_config  # noqa: E402
@@ -126,7 +128,8 @@ def scenario_drain(tmp: Path, d: Drain) -> dict:
     """N stored events drained while the broker is hit ``kills`` times; counted at a persistent subscriber.
 
     Returns:
-        created/received/lost/duplicated, whether the sender lived, seconds to drain and events/s.
+        created/received/lost/duplicated (and how many of those copies the broker sent again on its own,
+        DUP set), whether the sender lived, seconds to drain and events/s.
     """
     from edge.config.schema import MQTTConfig
     from edge.publish.mqtt import MqttPublisher
@@ -136,7 +139,7 @@ def scenario_drain(tmp: Path, d: Drain) -> dict:
     tmp.mkdir(parents=True, exist_ok=True)
     b = broker(tmp, d.broker_conf)
     b.start()
-    sub = Subscriber(b.port, client_id=f"drain-{tmp.name}", persistent=True, qos=d.sub_qos)
+    sub = RedeliveryCounter(b.port, client_id=f"drain-{tmp.name}", persistent=True, qos=d.sub_qos)
     sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
     pub = MqttPublisher(MQTTConfig(host="127.0.0.1", port=b.port, keepalive_s=5, reconnect_max_s=1, qos=d.qos),
                         Topics("edge-fer", "t1"), MessageQueue(tmp / "outbox.sqlite"))
@@ -153,9 +156,11 @@ def scenario_drain(tmp: Path, d: Drain) -> dict:
     alive = pub.alive
     pub.stop()
     result = count(sub.json_on(EVENT), created=d.n)
+    by_broker = sub.duplicates(EVENT)[1]
     sub.close()
     b.stop()
-    return {**result, "sender alive": alive, "s": round(took, 1), "events/s": round(d.n / took)}
+    return {**result, "of them redelivered by the broker (DUP)": by_broker, "sender alive": alive,
+            "s": round(took, 1), "events/s": round(d.n / took)}
 
 
 def scenario_daemon_kill(tmp: Path, kills: int, every_s: float, qos: int = 2) -> dict:

@@ -113,6 +113,7 @@ class MqttPublisher:
         connected: Set while a CONNACK-accepted connection is up.
         commands_enabled: Subscribe to the command topic (set before :meth:`start`).
         persistent: The broker keeps the session across reconnects (``mqtt.qos`` 2: exactly once).
+        resumed: The broker had this client's session at the last connect (persistent only).
     """
 
     def __init__(self, cfg: MQTTConfig, topics: Topics, outbox: MessageQueue, window: int = 50) -> None:
@@ -121,7 +122,7 @@ class MqttPublisher:
         Args:
             cfg: The ``mqtt`` section of the config (broker, credentials, TLS, QoS).
             topics: Topic names of this device.
-            outbox: The persistent queue messages are stored in until their PUBACK.
+            outbox: The persistent queue messages are stored in until their PUBACK/PUBCOMP.
             window: QoS 1/2 messages handed to paho and not yet complete, at most (fewer when the
                 broker's ``Receive Maximum`` is lower).
 
