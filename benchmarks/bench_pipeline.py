@@ -43,7 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The commit before the second performance pass (reuse of freed frames, one OpenBLAS thread, lighter main thread).
+#: The commit before the second performance pass (reuse of freed frames, one OpenBLAS thread, no detect thread
+#: at --detect-every 5 on 2 CPUs).
 BEFORE = "61da7ee"
 #: The files that pass changed: ``before`` takes them from ``--before``, everything else from this tree.
 PERF_PATHS = ("edge/cli/__init__.py", "edge/capture/file.py", "edge/runtime.py", "edge/classify/classifier.py",

@@ -31,17 +31,24 @@ previous one.
 A step that raises stops the chain: the exception (with a note naming the
 thread and frame) is raised in the caller's thread, the threads are stopped
 and joined; with ``on_error`` the frame is reported and skipped instead.
+
+On a host with at most 2 CPUs, a single pipeline that detects on every
+5th frame or less often (``ParallelOptions.inline_detect_every``) runs all
+its steps in the caller's thread, behind the frame iterator's own thread (a
+file's decoder): the detect thread would be idle most of the time, and its
+hand-offs cost more than it saves when two threads already fill both cores.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge.detect import BlazeFace
@@ -52,6 +59,23 @@ log = logging.getLogger(__name__)
 
 _END = object()
 _POLL_S = 0.05  # how often a blocked put/get looks at the stop flag (seconds)
+
+
+#: ``detect_every`` from which a pipeline on a host of at most 2 CPUs runs without a detect thread (measured:
+#: ``benchmarks/bench_pipeline.py`` at 5, docs/pipeline.md).
+INLINE_DETECT_EVERY = 5
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_inline_detect_every() -> int | None:
+    """:data:`INLINE_DETECT_EVERY` on a host of at most 2 usable CPUs; None (always a detect thread) otherwise."""
+    return INLINE_DETECT_EVERY if usable_cpus() <= 2 else None
 
 
 @dataclass(frozen=True)
@@ -72,12 +96,19 @@ class ParallelOptions:
             ... in turn; results are collected in frame order. For 4+ cores
             with detection on every frame.
         join_timeout_s: Seconds to wait for each thread when the run ends.
+        inline_detect_every: A single pipeline whose ``detect_every`` is at
+            least this runs every step in the caller's thread (no detect
+            thread) when the run has no ``idle_s`` and the layout is the
+            plain one (one detector, no classify thread); None: never.
+            Default: :func:`default_inline_detect_every` (5 on hosts of at
+            most 2 CPUs, where the decoder and the caller fill both cores).
     """
 
     depth: int = 2
     classify_thread: bool = False
     detect_threads: int = 1
     join_timeout_s: float = 2.0
+    inline_detect_every: int | None = field(default_factory=default_inline_detect_every)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +348,9 @@ class ParallelRunner:
                 object, with a note naming the thread and frame); the threads
                 are stopped first.
         """
+        if self._inline(idle_s):
+            yield from self._run_inline(frames, on_error)
+            return
         stop = threading.Event()
         chain = self._start(iter(frames), stop, skip_errors=on_error is not None)
         failure: BaseException | None = None
@@ -335,6 +369,29 @@ class ParallelRunner:
             self._join(chain.threads)
         if failure is not None:
             raise failure
+
+    def _inline(self, idle_s: float | None) -> bool:
+        """Whether a run steps every frame in the caller's thread (see ``ParallelOptions.inline_detect_every``)."""
+        o, single = self.options, self._single
+        if single is None or idle_s is not None or o.classify_thread or o.detect_threads > 1:
+            return False
+        return o.inline_detect_every is not None and single.options.detect_every >= o.inline_detect_every
+
+    def _run_inline(self, frames: Iterable[Frame],
+                    on_error: Callable[[Frame, BaseException], None] | None) -> Iterator[ProcessedFrame]:
+        """:meth:`FramePipeline.process` on every frame, in the caller's thread (same results as the threads)."""
+        self.thread_cpu_s = {}
+        pipeline = self._single
+        assert pipeline is not None
+        for frame in frames:
+            try:
+                result = pipeline.process(frame)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(frame, exc)
+                continue
+            yield ProcessedFrame(frame, result)
 
     def _thread(self, name: str, items: Iterator[Any], step: Callable[[Any], Any], out: queue.Queue | _Spread,
                 stop: threading.Event) -> threading.Thread:

@@ -17,9 +17,13 @@ from edge.pipeline.parallel import ParallelOptions, ParallelRunner
 from edge.types import Frame
 
 CLIPS = ["facerec_short_hamilton_clip.mp4", "liveportrait_d19.mp4"]  # several faces/tracks; emotion changes
-LAYOUTS = {"detect-thread": ParallelOptions(), "detect+classify-threads": ParallelOptions(classify_thread=True),
-           "2-detect-threads": ParallelOptions(detect_threads=2),
-           "2-detect+classify-threads": ParallelOptions(detect_threads=2, classify_thread=True, depth=1)}
+THREADS = None  # inline_detect_every: always a detect thread, whatever the host's CPUs
+LAYOUTS = {"detect-thread": ParallelOptions(inline_detect_every=THREADS),
+           "detect+classify-threads": ParallelOptions(classify_thread=True, inline_detect_every=THREADS),
+           "2-detect-threads": ParallelOptions(detect_threads=2, inline_detect_every=THREADS),
+           "2-detect+classify-threads": ParallelOptions(detect_threads=2, classify_thread=True, depth=1,
+                                                        inline_detect_every=THREADS),
+           "inline": ParallelOptions(inline_detect_every=1)}  # every step in the caller's thread
 HANG_S = 20.0  # a run that has not ended after this long is a hang
 
 
@@ -144,7 +148,8 @@ def test_a_failing_stage_raises_in_the_caller_and_stops_the_threads(d19, stages,
     expected = {"detector": RuntimeError, "classifier": ValueError, "frames": OSError}[failing]
     assert isinstance(error, expected), error
     assert any("edge.pipeline.parallel" in note for note in getattr(error, "__notes__", [])) or (
-        failing == "classifier" and not LAYOUTS[layout].classify_thread)  # raised in the caller's thread: no note
+        failing == "classifier" and not LAYOUTS[layout].classify_thread) or (
+        layout == "inline")  # raised in the caller's thread: no note
     assert [p.frame.index for p in items] == list(range(len(items))) and len(items) <= 12
     assert _no_pipeline_threads()
 
@@ -168,6 +173,34 @@ def test_consumer_stopping_early_stops_the_threads(d19, stages):
     run.close()
     assert [p.frame.index for p in first] == [0, 1, 2]
     assert _no_pipeline_threads()
+
+
+def test_inline_layout_by_detect_rate_and_cpus(stages):
+    """On 2 CPUs or fewer, detection every 5th frame or rarer runs without a detect thread; never with idle_s."""
+    from edge.pipeline.parallel import INLINE_DETECT_EVERY, default_inline_detect_every, usable_cpus
+
+    assert default_inline_detect_every() == (INLINE_DETECT_EVERY if usable_cpus() <= 2 else None)
+    options = ParallelOptions(inline_detect_every=5)
+    for every, inline in ((1, False), (4, False), (5, True), (10, True)):
+        runner = ParallelRunner(FramePipeline(*stages, options=PipelineOptions(detect_every=every)), options)
+        assert runner._inline(idle_s=None) is inline, every
+        assert runner._inline(idle_s=0.1) is False  # a live loop needs its idle marks from the threads
+    for threaded in (ParallelOptions(inline_detect_every=5, classify_thread=True),
+                     ParallelOptions(inline_detect_every=5, detect_threads=2),
+                     ParallelOptions(inline_detect_every=None)):
+        runner = ParallelRunner(FramePipeline(*stages, options=PipelineOptions(detect_every=5)), threaded)
+        assert runner._inline(idle_s=None) is False
+    shared = ParallelRunner({"cam0": FramePipeline(*stages, options=PipelineOptions(detect_every=5))}, options)
+    assert shared._inline(idle_s=None) is False  # one runner for several sources keeps its detect thread
+
+
+@pytest.mark.integration
+def test_inline_run_starts_no_thread(d19, stages):
+    pipe = FramePipeline(*stages, options=PipelineOptions(detect_every=5))
+    run = ParallelRunner(pipe, ParallelOptions(inline_detect_every=5)).run(_frames_of(d19, 12))
+    first = next(run)
+    assert first.frame.index == 0 and _no_pipeline_threads()
+    assert [p.frame.index for p in run] == list(range(1, 12))
 
 
 def test_depth_and_detect_threads_must_be_positive(stages):
@@ -228,10 +261,13 @@ def test_frames_in_flight_stay_bounded_behind_a_slow_consumer(d19, stages, layou
     # output queue (n = 1: output queue only); the classify thread's hands and queue; the one being yielded
     detectors = d if n == 1 else n * (2 * d + 1)
     allowed = 1 + detectors + (d + 1 if options.classify_thread else 0) + 1
+    inline = layout == "inline"
+    if inline:  # no thread reads ahead: the caller takes each frame when it wants the next
+        allowed = 1
     pipe = FramePipeline(*stages, options=PipelineOptions(detect_every=5))
     ahead = []
     for consumed, item in enumerate(ParallelRunner(pipe, options).run(fast()), 1):
         time.sleep(0.01)  # the caller is slower than the source
         ahead.append(len(generated) - consumed)
         assert item.frame.index == consumed - 1
-    assert consumed == 40 and max(ahead) <= allowed and max(ahead) >= options.depth
+    assert consumed == 40 and max(ahead) <= allowed and (inline or max(ahead) >= options.depth)
