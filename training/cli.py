@@ -49,7 +49,8 @@ examples:
   edge-fer-train evaluate --model runs/edge/model.keras --val-of runs/edge --json
   edge-fer-train pack --data ../shared/datasets/fer2013/train --out fer2013_train.npz
   edge-fer-train recover --tflite edge/models/emotion_int8.tflite --data ../shared/datasets/fer2013/train \\
-      --out runs/rec.keras"""
+      --out runs/rec.keras
+  edge-fer-train soup runs/a/fit/best.keras runs/b/fit/best.keras --bn-of runs/a/fit --out runs/soup.keras"""
 
 #: Help of every ``fit`` option, keyed by :class:`training.fit_config.FitConfig` field.
 FIT_HELP: dict[str, str] = {
