@@ -57,6 +57,8 @@ CASES = [
     ("convert-no-keras", "edge-fer-convert", ["--out", "TMP/x.tflite"], 2, "--keras"),
     ("convert-bad-quantize", "edge-fer-convert", ["--keras", "x.keras", "--out", "x.tflite", "--quantize", "int4"], 2,
      "invalid choice"),
+    ("soup-model-missing", "edge-fer-train", ["soup", "TMP/a.keras", "TMP/b.keras", "--out", "TMP/s.keras"], 3,
+     "not found"),
     ("convert-keras-missing", "edge-fer-convert", ["--keras", "TMP/none.keras", "--out", "TMP/x.tflite"], 3,
      "not found"),
     ("convert-not-keras", "edge-fer-convert", ["--keras", "TMP/notes.mp4", "--out", "TMP/x.tflite"], 3,
@@ -99,7 +101,8 @@ def test_user_error_is_one_line_with_its_exit_code(case, workdir, d19):
 
 
 HELP = [("edge-fer", []), ("edge-fer-train", []), ("edge-fer-train", ["fit"]), ("edge-fer-train", ["evaluate"]),
-        ("edge-fer-train", ["pack"]), ("edge-fer-train", ["recover"]), ("edge-fer-convert", [])]
+        ("edge-fer-train", ["pack"]), ("edge-fer-train", ["recover"]),
+        ("edge-fer-train", ["soup"]), ("edge-fer-convert", [])]
 
 
 @pytest.mark.integration
