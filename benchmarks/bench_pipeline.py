@@ -16,6 +16,9 @@ Variants:
   ``--before`` (default: the pipeline performance work of issue 15's second
   pass, and the commit before it), so only those changes are compared;
 * ``after``: this tree;
+* ``after, detect thread`` (with ``--detect-thread``): this tree with a
+  detect thread at every ``--detect-every`` (``ParallelOptions.inline_detect_every``
+  None), to compare the two layouts of the same code;
 * ``original`` (with ``--original REV``): the whole tree of ``REV``, e.g.
   ``7e76698``, the last commit with the one-thread pipeline.
 
@@ -24,7 +27,7 @@ environment, through a small wrapper that also records the CPU seconds of the
 pipeline's threads (:class:`edge.pipeline.parallel.ParallelRunner`).
 
     .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--runs 3] [--before REV] [--original REV]
-                                                  [--model M] [--tta-flip]
+                                                  [--every 1 5] [--detect-thread] [--model M] [--tta-flip]
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ def child(tree: str, argv: list[str]) -> int:
         Path(os.environ["EDGE_FER_BENCH_THREADS"]).write_text(json.dumps({"frames": frames, "cpu_s": cpu}))
 
     parallel.ParallelRunner.run = timed  # type: ignore[method-assign]
+    if os.environ.get("EDGE_FER_BENCH_DETECT_THREAD"):  # the 'after, detect thread' variant
+        parallel.ParallelRunner.__init__.__defaults__ = (parallel.ParallelOptions(inline_detect_every=None),)
     return main(argv)
 
 
@@ -119,6 +124,8 @@ def run_pipeline(variant: str, tree: Path, clip: Path, out: Path, every: int, ex
     args = ["--video", str(clip), "--out", str(out), "--no-progress", "--detect-every", str(every), *extra]
     cmd = [sys.executable, __file__, "--child", str(tree), json.dumps(args)]
     env = {**os.environ, "EDGE_FER_BENCH_THREADS": str(out.parent / f"{out.name}.threads.json")}
+    if variant.endswith("detect thread"):
+        env["EDGE_FER_BENCH_DETECT_THREAD"] = "1"
     t0 = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w+") as log:
         proc = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=log, env=env)
@@ -165,15 +172,17 @@ def events_of(path: Path) -> list[dict]:
             for line in path.read_text().splitlines()]
 
 
-def same_outputs(tmp: Path, runs: int, variants: list[str]) -> str:
-    """Whether ``after`` wrote the ``frames.csv`` (byte for byte) and events of ``before`` in every round."""
+def same_outputs(tmp: Path, runs: int, variants: list[str], everies: list[int]) -> str:
+    """Whether the ``after`` variants wrote the ``frames.csv`` (byte for byte) and events of ``before``, every round."""
     differ = []
     for r in range(runs):
-        for every in (1, 5):
-            ref, out = (tmp / f"out-{r}-{variants.index(v)}-{every}" for v in ("before", "after"))
-            if ((out / "frames.csv").read_bytes() != (ref / "frames.csv").read_bytes()
-                    or events_of(out / "events.jsonl") != events_of(ref / "events.jsonl")):
-                differ.append(f"round {r + 1}, detect every {every}")
+        for every in everies:
+            ref = tmp / f"out-{r}-{variants.index('before')}-{every}"
+            for v in (v for v in variants if v.startswith("after")):
+                out = tmp / f"out-{r}-{variants.index(v)}-{every}"
+                if ((out / "frames.csv").read_bytes() != (ref / "frames.csv").read_bytes()
+                        or events_of(out / "events.jsonl") != events_of(ref / "events.jsonl")):
+                    differ.append(f"round {r + 1}, {v}, detect every {every}")
     return "after identical to before in every round" if not differ else "DIFFER: " + "; ".join(differ)
 
 
@@ -206,7 +215,7 @@ def _record(s: Samples, run: Run, n: int, dec: float, threads: Path) -> None:
 def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str]):
     """Every round: decode-only, then each variant at detect every 1 and 5 (order rotated per round)."""
     variants = list(trees)
-    samples = {(v, e): Samples() for v in variants for e in (1, 5)}
+    samples = {(v, e): Samples() for v in variants for e in args.every}
     decode, n = [], 0
     keys = list(samples)
     for r in range(args.runs):
@@ -276,6 +285,9 @@ def main() -> None:
     ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' files")
     ap.add_argument("--paths", nargs="+", default=list(PERF_PATHS), help="files taken from --before")
     ap.add_argument("--original", default=None, help="also run the whole tree of this revision (e.g. 7e76698)")
+    ap.add_argument("--every", type=int, nargs="+", default=[1, 5], help="--detect-every values to run")
+    ap.add_argument("--detect-thread", action="store_true",
+                    help="also run this tree with a detect thread at every setting ('after, detect thread')")
     ap.add_argument("--model", default=None, help="emotion .tflite (default: the shipped default)")
     ap.add_argument("--tta-flip", action="store_true", help="classifier.tta_flip: true (config.yaml otherwise)")
     args = ap.parse_args()
@@ -292,12 +304,15 @@ def main() -> None:
     extra = ["--config", str(tmp / "config.yaml"), *model]
     trees = {"before": before_tree(args.before, args.paths, tmp / "before"),
              "after": worktree_copy(tmp / "after")}
+    if args.detect_thread:
+        trees["after, detect thread"] = trees["after"]
     if args.original:
         trees["original"] = archive(args.original, tmp / "original")
     clip = concat_clip(SHARED / "videos" / "liveportrait_d18.mp4", args.frames, tmp / "d18_long.mp4")
     decode, n, samples = measure(args, clip, tmp, trees, extra)
     report(args, decode, n, samples)
-    print(f"\nframes.csv and events.jsonl (without ts, boot_id, seq): {same_outputs(tmp, args.runs, list(trees))}")
+    same = same_outputs(tmp, args.runs, list(trees), args.every)
+    print(f"\nframes.csv and events.jsonl (without ts, boot_id, seq): {same}")
 
 
 if __name__ == "__main__":

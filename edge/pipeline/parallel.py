@@ -33,10 +33,11 @@ thread and frame) is raised in the caller's thread, the threads are stopped
 and joined; with ``on_error`` the frame is reported and skipped instead.
 
 On a host with at most 2 CPUs, a single pipeline that detects on every
-5th frame or less often (``ParallelOptions.inline_detect_every``) runs all
+2nd frame or less often (``ParallelOptions.inline_detect_every``) runs all
 its steps in the caller's thread, behind the frame iterator's own thread (a
-file's decoder): the detect thread would be idle most of the time, and its
-hand-offs cost more than it saves when two threads already fill both cores.
+file's decoder): the detect thread would be idle half the time or more, and
+its hand-offs and wake-ups cost more than it saves when two threads already
+fill both cores (measured: docs/pipeline.md, 11-12% faster at 2, 3, 4 and 5).
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ _END = object()
 _POLL_S = 0.05  # how often a blocked put/get looks at the stop flag (seconds)
 
 
-#: ``detect_every`` from which a pipeline on a host of at most 2 CPUs runs without a detect thread (measured:
-#: ``benchmarks/bench_pipeline.py`` at 5, docs/pipeline.md).
-INLINE_DETECT_EVERY = 5
+#: ``detect_every`` from which a pipeline on a host of at most 2 CPUs runs without a detect thread (measured with
+#: ``benchmarks/bench_pipeline.py --every 1 2 3 4 5``: faster without it from 2 on, slower at 1; docs/pipeline.md).
+INLINE_DETECT_EVERY = 2
 
 
 def usable_cpus() -> int:
@@ -100,7 +101,7 @@ class ParallelOptions:
             least this runs every step in the caller's thread (no detect
             thread) when the run has no ``idle_s`` and the layout is the
             plain one (one detector, no classify thread); None: never.
-            Default: :func:`default_inline_detect_every` (5 on hosts of at
+            Default: :func:`default_inline_detect_every` (2 on hosts of at
             most 2 CPUs, where the decoder and the caller fill both cores).
     """
 

@@ -176,7 +176,7 @@ def test_consumer_stopping_early_stops_the_threads(d19, stages):
 
 
 def test_inline_layout_by_detect_rate_and_cpus(stages):
-    """On 2 CPUs or fewer, detection every 5th frame or rarer runs without a detect thread; never with idle_s."""
+    """On 2 CPUs or fewer, detection every 2nd frame or rarer runs without a detect thread; never with idle_s."""
     from edge.pipeline.parallel import INLINE_DETECT_EVERY, default_inline_detect_every, usable_cpus
 
     assert default_inline_detect_every() == (INLINE_DETECT_EVERY if usable_cpus() <= 2 else None)
