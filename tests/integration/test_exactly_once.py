@@ -180,6 +180,7 @@ def _leave_orphans(port: int, client_id: str, n: int) -> None:
     has since finished)."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     c._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # type: ignore[method-assign]  # never sends PUBREL
+    c._last_mid = 30_000  # packet ids far from the daemon's (1, 2, ...): a killed broker's stale ids are old ones
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     c.connect("127.0.0.1", port, 5, clean_start=False, properties=props)
