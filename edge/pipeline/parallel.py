@@ -37,7 +37,7 @@ On a host with at most 2 CPUs, a single pipeline that detects on every
 its steps in the caller's thread, behind the frame iterator's own thread (a
 file's decoder): the detect thread would be idle half the time or more, and
 its hand-offs and wake-ups cost more than it saves when two threads already
-fill both cores (measured: docs/pipeline.md, 11-12% faster at 2, 3, 4 and 5).
+fill both cores (measured: docs/pipeline.md, 5-12% faster at 2, 3, 4 and 5).
 """
 
 from __future__ import annotations
