@@ -62,6 +62,17 @@ def _report(path: str, summary: RunSummary) -> int:
     return codes.OK
 
 
+def _fail_run(exc: Exception) -> int:
+    """One line and the exit code of an error of an ``--video`` or ``--image`` run."""
+    if isinstance(exc, MissingDependency):
+        return codes.fail(codes.USAGE, str(exc))
+    if isinstance(exc, SourceError):
+        return codes.fail(_source_code(exc), str(exc))
+    if isinstance(exc, ModelError):
+        return codes.fail(codes.MODEL, str(exc))
+    return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
+
+
 def run_video_cmd(path: str, cfg: Config) -> int:
     """``edge-fer --video``: process, write outputs, print the summary table."""
     out_dir = Path(cfg.output.dir or Path("edge-fer-out") / Path(path).stem)
@@ -71,14 +82,8 @@ def run_video_cmd(path: str, cfg: Config) -> int:
         with analyzer.analyze_video(path, out_dir=out_dir, annotate=cfg.output.annotate, plot=cfg.output.plot,
                                     progress=cfg.output.progress) as clip:
             summary = clip.run()
-    except MissingDependency as exc:
-        return codes.fail(codes.USAGE, str(exc))
-    except SourceError as exc:
-        return codes.fail(_source_code(exc), str(exc))
-    except ModelError as exc:
-        return codes.fail(codes.MODEL, str(exc))
-    except OSError as exc:
-        return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
+    except (MissingDependency, SourceError, ModelError, OSError) as exc:
+        return _fail_run(exc)
     code = _report(path, summary)
     if code == codes.OK:
         print(summary.table())
@@ -93,12 +98,8 @@ def run_images_cmd(path: str, cfg: Config) -> int:
     annotate = Path(cfg.output.annotate) if cfg.output.annotate else None
     try:
         run = run_images(path, _analyzer(cfg), annotate)
-    except SourceError as exc:
-        return codes.fail(_source_code(exc), str(exc))
-    except ModelError as exc:
-        return codes.fail(codes.MODEL, str(exc))
-    except OSError as exc:
-        return codes.fail(codes.OUTPUT, f"cannot write outputs: {exc}")
+    except (SourceError, ModelError, OSError) as exc:
+        return _fail_run(exc)
     log.info("%d images, %d faces, %d without a face, %d unreadable", run.images, run.faces,
              run.without_face, run.unreadable)
     return codes.OK
