@@ -88,7 +88,7 @@ FIT_HELP: dict[str, str] = {
     "patience": "early stopping: epochs without validation improvement",
     "seed": "random seed (split, augmentation, initialisation)",
     "split_seed": "seed of the validation split only, e.g. to train a second model for a soup or an ensemble on "
-                  "the same split as a first run (default: --seed)",
+                  "the same split as a first run (default: --seed; --kfold folds always use --seed)",
     "limit": "use only N training images (smoke tests); 0 = all",
     "cache": "folder for decoded .npy arrays (never inside the repository)",
     "test": "held-out dataset evaluated at the end (default: none)",
@@ -198,8 +198,16 @@ def _soup_parser(sub) -> None:
     p.add_argument("--bn-of", default=None,
                    help="fit run folder whose training split (never its validation split) re-estimates the "
                         "batch-norm statistics (default: keep the averaged statistics)")
-    p.add_argument("--n", type=int, default=8192, help="training faces drawn for the batch-norm statistics")
+    p.add_argument("--n", type=_positive_int, default=8192, help="training faces drawn for the batch-norm statistics")
     p.add_argument("--seed", type=int, default=1234, help="random seed of the draw")
+
+
+def _positive_int(text: str) -> int:
+    """An integer > 0 (an argparse type)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,12 +46,14 @@ def reestimate_batchnorm(model, faces: np.ndarray, batch_size: int = 256) -> int
 
     Each layer's statistics are reset and then updated in training mode with
     momentum ``k / (k + 1)`` at batch ``k``, i.e. the plain mean of the
-    per-batch statistics (as ``torch.optim.swa_utils.update_bn``).
+    per-batch statistics (as ``torch.optim.swa_utils.update_bn``). The
+    forward passes run in training mode, so dropout layers are active, as in
+    ``update_bn``.
 
     Args:
         model: A Keras model with ``BatchNormalization`` layers.
-        faces: uint8 or float32 (N, 48, 48) preprocessed faces, as the
-            model's input takes them.
+        faces: float32 (N, 48, 48) preprocessed faces in [0, 1], as the
+            model's input takes them (``FaceDataset.x``).
         batch_size: Faces per forward pass.
 
     Returns:
@@ -64,6 +66,8 @@ def reestimate_batchnorm(model, faces: np.ndarray, batch_size: int = 256) -> int
     for layer in layers:
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, np.float32))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape, np.float32))
+    if faces.dtype == np.uint8:
+        raise ValueError("faces must be float32 in [0, 1] (FaceDataset.x), not uint8")
     x = faces[..., None].astype(np.float32)
     for k, start in enumerate(range(0, len(x), batch_size)):
         for layer in layers:
@@ -88,8 +92,9 @@ def make_soup(paths: list[Path], out: Path, faces: np.ndarray | None) -> dict:
     Args:
         paths: Two or more ``.keras`` models fine-tuned from the same weights.
         out: The ``.keras`` file written.
-        faces: uint8 (N, 48, 48) training faces for the batch-norm statistics
-            (never validation or test faces); None keeps the averaged statistics.
+        faces: float32 (N, 48, 48) training faces in [0, 1] for the batch-norm
+            statistics (never validation or test faces); None keeps the averaged
+            statistics.
 
     Returns:
         Summary: models averaged, batch-norm layers re-estimated, faces used.

@@ -102,8 +102,9 @@ class MQTTConfig(_Strict):
     password_file: str | None = Field(None, description="file whose first line is the password")
     tls: TLSConfig | None = None
     keepalive_s: int = Field(30, ge=5, le=MAX_KEEPALIVE_S, description="MQTT keep alive (16-bit field)")
-    qos: Literal[0, 1, 2] = Field(2, description="events: 2 = exactly once from the daemon to the broker across "
-                                  "broker restarts (persistent MQTT 5 session), 1 = at least once")
+    qos: Literal[0, 1, 2] = Field(1, description="events: 1 = at least once; 2 = exactly once from the daemon to "
+                                  "the broker across broker restarts (persistent MQTT 5 session; needs a broker "
+                                  "with QoS 2 and persistence, e.g. mosquitto)")
     state_interval_s: float = Field(2.0, gt=0, le=MAX_WAIT_S, description="min seconds between retained state updates")
     queue_path: str | None = Field(None, description="SQLite file of unacknowledged events")
     queue_max: int = Field(100000, ge=10, le=100_000_000, description="events kept while the broker is away")

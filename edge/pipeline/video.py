@@ -176,7 +176,8 @@ class VideoJob:
         """Process the whole clip without looking at the frames; returns :attr:`summary`."""
         for _ in self:
             pass
-        assert self.summary is not None  # set by a completed iteration
+        if self.summary is None:  # set by a completed iteration
+            raise RuntimeError(f"{self.path}: the run was stopped before its end, no summary")
         return self.summary
 
     def close(self, quiet: bool = False) -> None:
