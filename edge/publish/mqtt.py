@@ -7,7 +7,10 @@ PUBACK at QoS 1, PUBCOMP at QoS 2). A row is handed to paho once per run:
 paho keeps the messages it was handed, including those handed over just as the
 connection dropped (``MQTT_ERR_NO_CONN``), and sends them again after the
 reconnect with the same packet ids; rows never completed are published again
-after a daemon restart. The ``status`` topic is retained ``online`` on connect
+after a daemon restart. A MQTT 5 refusal (reason >= 0x80 in PUBREC, PUBACK or
+PUBCOMP) is not a delivery: a transient one (:data:`TRANSIENT_REFUSALS`) keeps
+the row to send it again, any other drops it with a WARNING; paho 2.x ignores
+the PUBREC reason, see :meth:`MqttPublisher._check_pubrec`. The ``status`` topic is retained ``online`` on connect
 and ``offline`` as Last Will and on clean shutdown. Publishing never blocks the
 caller.
 
@@ -65,6 +68,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
+from paho.mqtt import _packet
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -85,6 +89,12 @@ SESSION_EXPIRY_S = 86_400
 RECEIVE_MAXIMUM = 65_535
 #: MQTT 5 reason code "Quota exceeded": the broker's session holds as many unfinished messages as it accepts.
 QUOTA_EXCEEDED = 0x97
+#: MQTT 5 refusals (PUBREC/PUBACK/PUBCOMP reason codes, section 2.4) worth sending the message again: quota
+#: exceeded (0x97) and implementation specific error (0x83). Any other code >= 0x80 (0x87 not authorized, 0x90 topic
+#: name invalid, 0x99 payload format invalid, ...) refuses the message for good: the row is dropped.
+TRANSIENT_REFUSALS = frozenset({QUOTA_EXCEEDED, 0x83})
+#: Consecutive failed session discards after which the previous session is resumed instead.
+DISCARD_ATTEMPTS = 3
 
 
 def _acked(info: mqtt.MQTTMessageInfo) -> bool:
@@ -138,6 +148,9 @@ class MqttPublisher:
         self._stuck = False  # the broker refused a message for quota on this connection
         self._fresh = self.persistent  # a session found at the next CONNACK is discarded (a previous run's)
         self._discarding = threading.Event()  # a helper client is ending the session: our drop is expected
+        self._discard_failures = 0  # consecutive failed discards (helper refused by ACL/auth, ...)
+        self._refusals: dict[int, int] = {}  # packet id -> failure reason of its PUBACK/PUBCOMP (paho's thread)
+        self._refusals_lock = threading.Lock()
         self.resumed = False  # the broker had this client's session at the last connect
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
@@ -183,7 +196,41 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        self._check_pubrec(client)
         return client
+
+    def _check_pubrec(self, client: mqtt.Client) -> None:
+        """Make paho honour a refusing MQTT 5 PUBREC (paho 2.x internals, like :meth:`_resend_whole`).
+
+        paho 2.x ``Client._handle_pubrec`` ignores the reason code and always answers PUBREL; mosquitto then
+        completes the unknown packet id with PUBCOMP 0 and the refused message would count as delivered. MQTT 5
+        section 4.3.3 / 3.5.2.1: a PUBREC reason >= 0x80 ends the exchange, the message was not accepted. A
+        transient refusal (:data:`TRANSIENT_REFUSALS`) puts the message back to be published whole, marks the
+        session stuck and drops the connection (the session is discarded at the next connect); a permanent
+        one completes the message with its reason (:meth:`_on_publish` records it, :meth:`_reap` drops the row).
+        """
+        plain = client._handle_pubrec
+
+        def handle_pubrec() -> mqtt.MQTTErrorCode:
+            packet = client._in_packet
+            result = _packet.decode_pubrec(packet["command"], packet["packet"], client._protocol)
+            reason = result.reason
+            if reason is None or reason.value < 0x80:
+                return plain()
+            with client._out_message_mutex:
+                msg = client._out_messages.get(result.mid)
+                if msg is None:
+                    return mqtt.MQTT_ERR_SUCCESS
+                if reason.value not in TRANSIENT_REFUSALS:
+                    return client._do_on_publish(result.mid, reason, result.properties)
+                msg.state, msg.dup = mqtt.mqtt_ms_publish, True
+            self._stuck = True
+            self._problems.log("refused-pubrec", logging.WARNING, "MQTT broker %s refused a message (%s); it is sent "
+                               "again", self.address, reason)
+            self._drop_connection()
+            return mqtt.MQTT_ERR_SUCCESS
+
+        client._handle_pubrec = handle_pubrec  # type: ignore[method-assign]
 
     def _set_tls(self, client: mqtt.Client, tls: TLSConfig, warn: bool = True) -> None:
         insecure = bool(tls.insecure)
@@ -243,7 +290,8 @@ class MqttPublisher:
             if self.on_connected:
                 self.on_connected()
         except Exception:  # noqa: BLE001
-            log.exception("MQTT on_connect failed")
+            log.exception("MQTT on_connect failed; reconnecting")
+            self._drop_connection()  # connected but not set up: nothing would ever be sent on it
 
     def _session_at_connect(self, client: mqtt.Client, present: bool) -> bool:
         """Persistent-session bookkeeping at CONNACK; True when the session is being discarded."""
@@ -277,14 +325,28 @@ class MqttPublisher:
             helper.disconnect()
             if not accepted:
                 raise ConnectionError("the broker did not accept the helper connection within 5 s")
+            self._discard_failures = 0
         except Exception as exc:  # noqa: BLE001 - a helper thread must not die silently
             self._discard_failed(exc)
 
     def _discard_failed(self, exc: BaseException) -> None:
-        """Log why the old session could not be ended and drop the idle main connection (paho reconnects)."""
+        """Log why the old session could not be ended and drop the idle main connection (paho reconnects).
+
+        After :data:`DISCARD_ATTEMPTS` failures in a row the previous session is resumed instead (one ERROR):
+        delivery continues, at least once, rather than never.
+        """
         self._problems.log("reset", logging.WARNING, "MQTT broker %s: could not end the old session (%s); "
                            "reconnecting to try again", self.address, _reason(exc))
+        self._discard_failures += 1
+        if self._discard_failures >= DISCARD_ATTEMPTS:
+            self._fresh, self._discard_failures = False, 0
+            log.error("MQTT broker %s: could not end the old session %d times; resuming it: delivery is at least "
+                      "once (not exactly once) until it is ended", self.address, DISCARD_ATTEMPTS)
         self._discarding.clear()
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Shut the main client's socket down: paho notices, calls ``on_disconnect`` and reconnects."""
         sock = self.client.socket()
         if isinstance(sock, socket.socket):  # not marked connected, the main connection would idle for ever
             try:
@@ -318,6 +380,7 @@ class MqttPublisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._stop.is_set() or self._discarding.is_set():
             self.connected.clear()
+            self._refused = False  # a refused reconnect during the discard is not a later problem
             return
         if self._refused:
             self._refused = False
@@ -333,7 +396,7 @@ class MqttPublisher:
 
     def _check_session(self, client: mqtt.Client) -> None:
         """Discard the session at the next connect if the resumed one was stuck (see the module doc)."""
-        stalled = self._reaped == self._reaped_at_connect and bool(self._inflight)
+        stalled = self.resumed and self._reaped == self._reaped_at_connect and bool(self._inflight)
         if not self.persistent or not (self._stuck or stalled):
             return
         log.warning("MQTT broker %s: the session made no progress (%s); discarding it at the next connect, the %d "
@@ -345,8 +408,10 @@ class MqttPublisher:
         return max(1, int(self.cfg.reconnect_max_s))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised)
+        if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised): see _reap
             self._stuck = self._stuck or reason_code.value == QUOTA_EXCEEDED
+            with self._refusals_lock:
+                self._refusals[mid] = reason_code.value
             self._problems.log("rejected", logging.WARNING, "MQTT broker %s refused a message (%s)",
                                self.address, reason_code)
         self._wake.set()  # the sender thread reaps acknowledged messages
@@ -383,7 +448,8 @@ class MqttPublisher:
         room = min(self.window, self._quota) - len(self._inflight)
         if not self.connected.is_set() or room <= 0:
             return False
-        batch = self.outbox.peek(self._last_handed, room)
+        batch = [m for m in self.outbox.peek(self._last_handed, room + len(self._inflight))
+                 if m.id not in self._inflight][:room]  # rows refused for a while are handed again (see _reap)
         for msg in batch:
             if not self.connected.is_set():
                 return False
@@ -404,13 +470,30 @@ class MqttPublisher:
         return bool(batch)
 
     def _reap(self) -> None:
-        """Delete the stored rows whose PUBACK/PUBCOMP arrived (paho sets ``is_published``), in one transaction."""
-        done = [row for row, info in self._inflight.items() if _acked(info)]
-        for row in done:
+        """Delete the stored rows whose delivery ended (paho sets ``is_published``), in one transaction.
+
+        A PUBACK/PUBCOMP (or PUBREC, see :meth:`_check_pubrec`) with a failure reason ends it too: a transient
+        refusal (:data:`TRANSIENT_REFUSALS`) keeps the row, handed to paho again; any other is dropped with a
+        WARNING (the broker will never take it).
+        """
+        done = [(row, info) for row, info in self._inflight.items() if _acked(info)]
+        ended, retry = [], []
+        for row, info in done:
             del self._inflight[row]
-        self._reaped += len(done)
-        if done:
-            self.outbox.delete_many(done)
+            with self._refusals_lock:
+                code = self._refusals.pop(info.mid, None)
+            if code in TRANSIENT_REFUSALS:
+                retry.append(row)
+                continue
+            if code is not None:
+                log.warning("MQTT broker %s refused message %d for good (reason 0x%02x): dropped from the outbox",
+                            self.address, row, code)
+            ended.append(row)
+        if retry:
+            self._last_handed = min(self._last_handed, min(retry) - 1)
+        self._reaped += len(ended)
+        if ended:
+            self.outbox.delete_many(ended)
 
     # --- supervision ---
     def ensure_threads(self) -> list[str]:

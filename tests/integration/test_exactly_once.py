@@ -250,3 +250,102 @@ def test_daemon_at_qos2_broker_stopped_twice_every_event_once_and_commands_answe
             proc.kill()
         sub.close()
         broker.stop()
+
+
+def _resumed_with_orphans(tmp_path, broker: Mosquitto, orphans: int = 19) -> MqttPublisher:
+    """A started publisher that resumed (``_fresh`` False) a session holding ``orphans`` packet ids it does not
+    know: mosquitto (quota 20) accepts ``20 - orphans`` unfinished messages and refuses the next with 0x97."""
+    pub = _publisher(tmp_path, broker.port)
+    pub.start()
+    assert pub.connected.wait(10)
+    pub.client.loop_stop()  # the daemon's network thread pauses while the session is taken over
+    _leave_orphans(broker.port, "edge-fer-t1", orphans)
+    pub.connected.clear()
+    pub.client.loop_start()
+    wait_until(lambda: pub.connected.is_set() and pub.resumed and not pub._fresh, 10, "the session resumed")
+    return pub
+
+
+def _event(pub: MqttPublisher, seq: int) -> None:
+    pub.enqueue(EVENT, {"seq": seq})
+
+
+def test_a_refused_pubrec_never_deletes_the_row(tmp_path, caplog):
+    """PUBREC 0x97 (quota exceeded) refuses the message; paho 2.2 ignores the reason and releases it anyway
+    (PUBREL, and mosquitto answers PUBCOMP 0): the row was deleted undelivered. A few events delivered one
+    by one first (the session makes progress), then a burst beyond the quota."""
+    broker = _broker(tmp_path)
+    broker.start()
+    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    pub = None
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+        pub = _resumed_with_orphans(tmp_path, broker)
+        for seq in range(1, 6):
+            _event(pub, seq)
+            _drained(pub, 5)
+        for seq in range(6, 101):
+            _event(pub, seq)
+        _drained(pub, 20)
+        sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 101)), timeout=10,
+                     what="every seq")
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("refused a message (Quota exceeded); it is sent again" in m for m in messages), messages
+        assert any("discarding it at the next connect" in m for m in messages)
+        _assert_exactly_once(sub, 100)
+    finally:
+        if pub:
+            pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def test_a_message_refused_for_good_is_dropped_with_a_warning(tmp_path, caplog):
+    """The broker's ACL refuses a topic (MQTT 5 reason 0x87): the row leaves the outbox with a WARNING that says
+    so (it was counted as delivered), and the events around it are delivered."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite edge-fer/t1/status\ntopic readwrite edge-fer/t1/cam0/event\ntopic read #\n")
+    broker = _broker(tmp_path, f"acl_file {acl}\n")
+    broker.start()
+    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    pub = _publisher(tmp_path, broker.port)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+        pub.outbox.put_many([OutgoingMessage(EVENT, b'{"seq": 1}', 2),
+                             OutgoingMessage("edge-fer/t1/cam0/denied", b"x", 2),
+                             OutgoingMessage(EVENT, b'{"seq": 2}', 2)])
+        pub.start()
+        _drained(pub, 10)
+        sub.wait_for(lambda: len(sub.on(EVENT)) >= 2, timeout=10, what="both events")
+        dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(dropped) == 1 and "0x87" in dropped[0].getMessage()
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def test_a_failed_on_connect_reconnects(tmp_path, caplog):
+    """An exception in the connect callback leaves paho connected but the daemon not set up: the connection is
+    dropped so that the next one sets it up (here the hook fails once; the second connect calls it again)."""
+    broker = _broker(tmp_path)
+    broker.start()
+    pub = _publisher(tmp_path, broker.port)
+    calls = []
+
+    def on_connected() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("set-up failed")
+
+    pub.on_connected = on_connected
+    caplog.set_level(logging.ERROR, logger="edge.publish.mqtt")
+    try:
+        pub.start()
+        wait_until(lambda: len(calls) >= 2, 10, "a second connect")
+        assert any("on_connect failed" in r.getMessage() for r in caplog.records)
+    finally:
+        pub.stop()
+        broker.stop()

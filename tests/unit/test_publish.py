@@ -151,3 +151,83 @@ def test_one_set_of_exit_codes(capsys):
     assert service.run_daemon(Config(sources=[])) == codes.USAGE
     err = capsys.readouterr().err
     assert err.startswith("edge-fer: config: sources:") and err.count("\n") == 1
+
+
+def _qos2_publisher(tmp_path):
+    """A QoS 2 (persistent session) publisher that is never started: its bookkeeping is called directly."""
+    from edge.config.schema import MQTTConfig
+    from edge.publish.mqtt import MqttPublisher
+
+    cfg = MQTTConfig(host="127.0.0.1", port=1, keepalive_s=5, reconnect_max_s=1, qos=2)
+    return MqttPublisher(cfg, Topics("edge-fer", "t1"), MessageQueue(tmp_path / "outbox.sqlite"))
+
+
+def _handed(pub, rows: int) -> list:
+    """Store ``rows`` QoS 2 messages and record them as handed to paho (packet ids 1..rows)."""
+    import paho.mqtt.client as mqtt
+
+    from edge.publish.queue import OutgoingMessage
+
+    ids = pub.outbox.put_many([OutgoingMessage("t/e", b"x", 2) for _ in range(rows)])
+    infos = [mqtt.MQTTMessageInfo(mid) for mid in range(1, rows + 1)]
+    pub._inflight.update(zip(ids, infos))
+    pub._last_handed = ids[-1]
+    return infos
+
+
+def test_a_new_session_dropped_before_its_first_completion_is_not_discarded(tmp_path):
+    pub = _qos2_publisher(tmp_path)
+    _handed(pub, 3)
+    pub._fresh, pub.resumed = False, False  # a brand-new session (or one just discarded)
+    pub._check_session(pub.client)
+    assert not pub._fresh, "a flaky link would cause a discard and whole resends (duplicates)"
+    pub.resumed = True  # a resumed session that completed nothing is stalled
+    pub._check_session(pub.client)
+    assert pub._fresh
+
+
+def test_a_refused_reconnect_during_a_discard_leaves_no_refused_flag(tmp_path):
+    pub = _qos2_publisher(tmp_path)
+    pub._refused = True
+    pub._discarding.set()
+    pub._on_disconnect(pub.client, None, None, None, None)
+    assert not pub._refused and not pub.connected.is_set()
+
+
+def test_a_discard_that_keeps_failing_resumes_the_old_session(tmp_path, caplog):
+    import logging
+
+    from edge.publish.mqtt import DISCARD_ATTEMPTS
+
+    pub = _qos2_publisher(tmp_path)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    for _ in range(DISCARD_ATTEMPTS - 1):
+        pub._discard_failed(ConnectionError("not authorised"))
+    assert pub._fresh
+    pub._discard_failed(ConnectionError("not authorised"))
+    assert not pub._fresh and pub._discard_failures == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "at least once" in errors[0]
+
+
+def test_refusals_keep_or_drop_the_row_by_reason(tmp_path, caplog):
+    """A PUBACK/PUBCOMP refusal also ends paho's delivery (``is_published``): quota exceeded keeps the row to
+    hand it again, not authorised drops it with a WARNING, success deletes it."""
+    import logging
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    pub = _qos2_publisher(tmp_path)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    infos = _handed(pub, 3)
+    rows = sorted(pub._inflight)
+    for info, code in zip(infos, (0x97, 0x87, 0x00)):
+        if code:
+            pub._on_publish(pub.client, None, info.mid, ReasonCode(PacketTypes.PUBACK, identifier=code), None)
+        info._set_as_published()
+    pub._reap()
+    assert [m.id for m in pub.outbox.peek(0, 10)] == [rows[0]]
+    assert pub._last_handed == rows[0] - 1 and not pub._inflight
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "0x87" in dropped[0]
