@@ -408,6 +408,8 @@ class MqttPublisher:
         return max(1, int(self.cfg.reconnect_max_s))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._refusals_lock:  # the latest outcome of this packet id only (ids are reused)
+            self._refusals.pop(mid, None)
         if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised): see _reap
             self._stuck = self._stuck or reason_code.value == QUOTA_EXCEEDED
             with self._refusals_lock:
