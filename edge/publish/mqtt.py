@@ -580,14 +580,17 @@ class MqttPublisher:
         self._wake.set()
         if self._sender.is_alive():
             self._sender.join(timeout=0.5)
-        self._reap()
+        reap = not self._sender.is_alive()  # a sender still busy reaps itself: never two threads on _inflight
+        if reap:
+            self._reap()
         if self.connected.is_set():
             info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=timeout_s)
             except (RuntimeError, ValueError):
                 pass
-            self._reap()
+            if reap:
+                self._reap()
         self.connected.clear()
         end = Properties(PacketTypes.DISCONNECT)
         end.SessionExpiryInterval = 0  # a clean shutdown ends the session: nothing of it is left to the next run

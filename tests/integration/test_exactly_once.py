@@ -34,6 +34,20 @@ def _broker(tmp_path, extra: str = "") -> Mosquitto:
     return broker
 
 
+def _broker_and_subscriber(tmp_path, extra: str = "") -> "tuple[Mosquitto, RedeliveryCounter]":
+    """A started broker (see :func:`_broker`) and a connected persistent QoS 2 subscriber of its events."""
+    broker = _broker(tmp_path, extra)
+    broker.start()
+    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    try:
+        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
+    except BaseException:
+        sub.close()
+        broker.stop()
+        raise
+    return broker, sub
+
+
 def _publisher(tmp_path, port: int, qos: int = 2) -> MqttPublisher:
     cfg = MQTTConfig(host="127.0.0.1", port=port, keepalive_s=5, reconnect_max_s=1, qos=qos)
     return MqttPublisher(cfg, Topics("edge-fer", "t1"), MessageQueue(tmp_path / "outbox.sqlite"))
@@ -95,12 +109,9 @@ def _assert_exactly_once(sub: RedeliveryCounter, n: int) -> None:
 
 
 def test_qos2_drain_with_four_broker_stops_is_exactly_once(tmp_path):
-    broker = _broker(tmp_path)
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path)
     pub = _publisher(tmp_path, broker.port)
     try:
-        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
         _fill(pub, 4000)
         pub.start()
         for k in range(4):
@@ -123,13 +134,10 @@ def test_qos2_drain_with_four_broker_stops_is_exactly_once(tmp_path):
 def test_window_follows_the_brokers_receive_maximum(tmp_path, caplog):
     """mosquitto refuses a QoS 2 PUBLISH beyond ``max_inflight_messages`` (its MQTT 5 Receive Maximum)
     and drops the connection; the daemon's window of 50 must shrink to it."""
-    broker = _broker(tmp_path, "max_inflight_messages 5\n")
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path, "max_inflight_messages 5\n")
     pub = _publisher(tmp_path, broker.port)
     caplog.set_level(logging.INFO, logger="edge.publish.mqtt")
     try:
-        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
         _fill(pub, 1000)
         pub.start()
         _drained(pub, 20)
@@ -146,13 +154,10 @@ def test_a_new_run_ends_the_old_session_and_resends_what_the_last_one_left(tmp_p
     """A run that ends abruptly mid-drain leaves packet ids in the broker's session; the next run ends that
     session (they mean nothing to it), resumes a new one and publishes the unfinished rows again: nothing
     is lost."""
-    broker = _broker(tmp_path)
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path)
     first = _publisher(tmp_path, broker.port)
     second = None
     try:
-        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
         _fill(first, 3000)
         first.start()
         wait_until(lambda: first.queued <= 2000, 20, "a third drained")
@@ -195,13 +200,10 @@ def _leave_orphans(port: int, client_id: str, n: int) -> None:
 def test_a_session_stuck_with_unknown_packet_ids_is_restarted_clean(tmp_path, caplog):
     """mosquitto counts unreleased packet ids against its quota (20): with 20 the daemon does not know,
     every message is refused (0x97) and the resumed session never moves unless the daemon starts clean."""
-    broker = _broker(tmp_path)
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path)
     pub = _publisher(tmp_path, broker.port)
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
     try:
-        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
         pub.start()
         assert pub.connected.wait(10)
         pub.client.loop_stop()  # the daemon's network thread pauses: it cannot take the session back yet
@@ -226,9 +228,7 @@ def _live_online(sub: Subscriber) -> int:
 
 
 def test_daemon_at_qos2_broker_stopped_twice_every_event_once_and_commands_answered(videos, tmp_path):
-    broker = _broker(tmp_path)
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path)
     cfg, _ = write_config(tmp_path, broker.port, str(videos / "facerec_short_hamilton_clip.mp4"), mqtt={"qos": 2})
     proc = start_daemon(cfg, tmp_path / "daemon.log")
     try:
@@ -274,13 +274,10 @@ def test_a_refused_pubrec_never_deletes_the_row(tmp_path, caplog):
     """PUBREC 0x97 (quota exceeded) refuses the message; paho 2.2 ignores the reason and releases it anyway
     (PUBREL, and mosquitto answers PUBCOMP 0): the row was deleted undelivered. A few events delivered one
     by one first (the session makes progress), then a burst beyond the quota."""
-    broker = _broker(tmp_path)
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path)
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
     pub = None
     try:
-        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
         pub = _resumed_with_orphans(tmp_path, broker)
         for seq in range(1, 6):
             _event(pub, seq)
@@ -310,13 +307,10 @@ def test_a_message_refused_for_good_is_dropped_with_a_warning(tmp_path, caplog):
     so (it was counted as delivered), and the events around it are delivered."""
     acl = tmp_path / "acl"
     acl.write_text("topic readwrite edge-fer/t1/status\ntopic readwrite edge-fer/t1/cam0/event\ntopic read #\n")
-    broker = _broker(tmp_path, f"acl_file {acl}\n")
-    broker.start()
-    sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
+    broker, sub = _broker_and_subscriber(tmp_path, f"acl_file {acl}\n")
     pub = _publisher(tmp_path, broker.port)
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
     try:
-        sub.wait_for(lambda: sub.client.is_connected(), what="subscriber connected")
         pub.outbox.put_many([OutgoingMessage(EVENT, b'{"seq": 1}', 2),
                              OutgoingMessage("edge-fer/t1/cam0/denied", b"x", 2),
                              OutgoingMessage(EVENT, b'{"seq": 2}', 2)])
