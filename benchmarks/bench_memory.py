@@ -34,7 +34,6 @@ import argparse
 import ctypes
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,16 +129,9 @@ def run_child(clip: Path, mode: str, env: dict[str, str], tree: Path = ROOT) -> 
     return json.loads(out.stdout.strip().splitlines()[-1])["steps"]
 
 
-def _span(values: list[float]) -> str:
-    """``median (min-max)``, one decimal."""
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
-
-
 def compare(clip: Path, trees: dict[str, Path], runs: int) -> None:
     """Step by step, every tree in turn, ``runs`` rounds: RSS, anon and file MB (median and range)."""
-    from benchmarks.common import table
+    from benchmarks.common import span, table
 
     got: dict[str, list[list]] = {name: [] for name in trees}
     for r in range(runs):
@@ -149,8 +141,8 @@ def compare(clip: Path, trees: dict[str, Path], runs: int) -> None:
     for i, (step, _) in enumerate(next(iter(got.values()))[0]):
         step = "after all frames" if i == len(next(iter(got.values()))[0]) - 1 else step
         for name, rounds in got.items():
-            rows.append([step, name, *(_span([rd[i][1][k] for rd in rounds]) for k in ("VmRSS", "RssAnon", "RssFile",
-                                                                                         "VmHWM"))])
+            rows.append([step, name, *(span([rd[i][1][k] for rd in rounds], ".1f")
+                                       for k in ("VmRSS", "RssAnon", "RssFile", "VmHWM"))])
     print(f"step by step, parallel pipeline, {runs} rounds (median (min-max)), MB:\n")
     print(table(rows, ["step", "tree", "RSS", "anon (private)", "file (shared libraries)", "peak so far"]))
 

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -186,16 +185,6 @@ def same_outputs(tmp: Path, runs: int, variants: list[str], everies: list[int]) 
     return "after identical to before in every round" if not differ else "DIFFER: " + "; ".join(differ)
 
 
-def span(values: list[float], fmt: str) -> str:
-    """``median (min-max)`` of the values, or the one value."""
-    values = [v for v in values if v == v]  # drop NaN
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return format(values[0], fmt)
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
-
-
 def _record(s: Samples, run: Run, n: int, dec: float, threads: Path) -> None:
     s.fps.append(n / run.wall_s)
     s.ratio.append(n / run.wall_s / dec)
@@ -232,7 +221,7 @@ def measure(args, clip: Path, tmp: Path, trees: dict[str, Path], extra: list[str
 
 def report(args, decode: list[float], n: int, samples: dict) -> None:
     """Print the tables (medians and ranges over the rounds)."""
-    from benchmarks.common import machine, table
+    from benchmarks.common import machine, span, table
 
     print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264); "
           f"model: {args.model or 'default'}; tta_flip: {args.tta_flip}; {args.runs} rounds, "
@@ -259,7 +248,7 @@ def thread_report(samples: dict) -> None:
     CPU time per thread does not. With two free cores the pipeline cannot go
     faster than its busiest thread nor than half its total CPU per frame.
     """
-    from benchmarks.common import table
+    from benchmarks.common import span, table
 
     rows, head = [], []
     for (variant, every), s in samples.items():

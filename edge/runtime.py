@@ -107,11 +107,11 @@ def reuse_freed_frames() -> bool:
     Process-wide; called once, by :class:`edge.capture.FileSource`.
 
     Returns:
-        True if applied; False where the C library has no ``mallopt`` (musl, macOS).
+        True if applied; False where the C library has no ``mallopt`` (musl, macOS, Windows).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # TypeError: Windows has no CDLL(None)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, FRAME_MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, FRAME_TRIM_THRESHOLD))

@@ -67,7 +67,7 @@ class DetectStep:
 
 
 #: The detect step of every frame between detection rounds (immutable, shared).
-_BETWEEN_ROUNDS = DetectStep(None)
+BETWEEN_ROUNDS = DetectStep(None)
 
 
 @dataclass(slots=True)
@@ -123,7 +123,7 @@ class FramePipeline:
         """
         if self._planned % self.options.detect_every:
             self._planned += 1
-            return _BETWEEN_ROUNDS
+            return BETWEEN_ROUNDS
         step = self.detect_with(self.detector, frame)
         self._planned += 1  # after the detector: a frame it failed on is not counted, as before
         return step

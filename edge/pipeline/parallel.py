@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.detect import BlazeFace
-from edge.pipeline.core import ClassifiedFrame, DetectStep, FramePipeline, FrameResult
+from edge.pipeline.core import BETWEEN_ROUNDS, ClassifiedFrame, DetectStep, FramePipeline, FrameResult
 from edge.types import Frame
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ class ParallelRunner:
     def _detect_planned(self, thread: int, item: _Planned) -> _Detected:
         pipeline = self._pipeline(item.frame)
         if not item.due:
-            return _Detected(item.frame, DetectStep(None))
+            return _Detected(item.frame, BETWEEN_ROUNDS)
         detector = self._replicas[id(pipeline.detector)][thread]
         return _Detected(item.frame, pipeline.detect_with(detector, item.frame))
 
