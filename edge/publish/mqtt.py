@@ -87,6 +87,8 @@ PROBLEM_LOG_EVERY_S = 60.0
 SESSION_EXPIRY_S = 86_400
 #: ``Receive Maximum`` when the broker sends none (MQTT 5, section 3.2.2.3.3).
 RECEIVE_MAXIMUM = 65_535
+#: Log keys of the connection problems that a successful connect ends (one INFO "connected again").
+CONNECTION_PROBLEMS = ("unreachable", "refused", "lost", "closed")
 #: MQTT 5 reason code "Quota exceeded": the broker's session holds as many unfinished messages as it accepts.
 QUOTA_EXCEEDED = 0x97
 #: MQTT 5 refusals (PUBREC/PUBACK/PUBCOMP reason codes, section 2.4) worth sending the message again: quota
@@ -274,9 +276,9 @@ class MqttPublisher:
                 self._problems.log("refused", logging.WARNING, "MQTT broker %s refused the connection: %s; "
                                    "retrying every 1-%d s", self.address, reason_code, self._retry_max())
                 return
-            again = any(self._problems.seen(k) for k in ("unreachable", "refused", "lost", "closed"))
+            again = any(self._problems.seen(k) for k in CONNECTION_PROBLEMS)
             log.info("MQTT connected to %s%s", self.address, " again" if again else "")
-            for key in ("unreachable", "refused", "lost", "closed"):
+            for key in CONNECTION_PROBLEMS:
                 self._problems.reset(key)
             self._quota = max(1, int(getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM)))
             self._reaped_at_connect, self._stuck = self._reaped, False
