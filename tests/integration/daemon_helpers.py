@@ -45,6 +45,13 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen:
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
+def kill_daemon(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Teardown: SIGKILL a daemon that is still running (a test that failed before stopping it) and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
     """Poll ``predicate`` every 50 ms until it returns a truthy value (returned); AssertionError after ``timeout`` s."""
     deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@ import signal
 import cv2
 import pytest
 
-from daemon_helpers import start_daemon, wait_metric, write_config
+from daemon_helpers import kill_daemon, start_daemon, wait_metric, write_config
 
 pytestmark = pytest.mark.integration
 FACES = 'edge_fer_faces_detected_total{source="cam0"}'
@@ -18,9 +18,7 @@ def _run_until_faces(cfg, log, mport, faces: int = 5) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0, log.read_text()[-2000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        kill_daemon(proc)
 
 
 def test_crops_written_only_when_configured(mosquitto, d19, tmp_path):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import Mosquitto, free_port
-from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_config
+from daemon_helpers import Subscriber, kill_daemon, scrape, start_daemon, wait_metric, write_config
 from edge.config.schema import MQTTConfig
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue, OutgoingMessage
@@ -177,11 +177,6 @@ def _wait_log(path, needle, timeout):
     raise AssertionError(f"{needle!r} not in the log after {timeout} s:\n{path.read_text()[-2000:]}")
 
 
-def _stop(proc):
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(5)
-
 
 def test_daemon_closed_broker_port_warns_metrics_at_zero_then_connects(d19, tmp_path):
     broker = Mosquitto(tmp_path)  # nothing listens on its port yet
@@ -209,7 +204,7 @@ def test_daemon_closed_broker_port_warns_metrics_at_zero_then_connects(d19, tmp_
         _wait_log(log, "connected to 127.0.0.1", 10)
         assert proc.poll() is None
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         broker.stop()
 
 
@@ -227,7 +222,7 @@ def test_corrupt_outbox_is_moved_aside_and_the_daemon_runs(mosquitto, d19, tmp_p
         ev = sub.json_on(EVENT)[0]
         assert ev["seq"] == 1 and len(ev["boot_id"]) == 36
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         sub.close()
 
 
@@ -249,7 +244,7 @@ def test_tracks_left_open_by_a_kill_are_closed_at_the_next_start(mosquitto, d19,
         assert e["track_id"] == started["track_id"] and e["boot_id"] != started["boot_id"] and e["seq"] == 1
         assert e["end_s"] >= e["start_s"] == started["time_s"]
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         sub.close()
 
 
@@ -279,7 +274,7 @@ def test_fps_limit_keeps_15_of_30_fps(mosquitto, d19, tmp_path):
         fps = (n1 - n0) / (t1 - t0)
         assert abs(fps - 15) <= 0.75, f"{fps:.2f} fps"
     finally:
-        _stop(proc)
+        kill_daemon(proc)
 
 
 def _rss_kb(pid):
@@ -325,7 +320,7 @@ def test_commands_token_size_limit_and_valid_json(mosquitto, d19, tmp_path):
         assert m['edge_fer_commands_rejected_total{reason="malformed"}'] == 1
         assert not any(json.loads(p).get("paused") for p in sub.on("edge-fer/t1/cam0/state"))
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         sub.close()
 
 
@@ -376,7 +371,7 @@ def test_full_disk_daemon_keeps_running_counts_drops_and_delivers_when_space_ret
         assert len(seqs) == len(set(seqs)) and len(seqs) >= stored  # nothing re-sent, nothing stored lost
     finally:
         sub.close()
-        _stop(proc)
+        kill_daemon(proc)
         broker.stop()
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
 

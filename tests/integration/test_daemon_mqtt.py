@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import Mosquitto
-from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_config
+from daemon_helpers import Subscriber, kill_daemon, scrape, start_daemon, wait_metric, write_config
 from edge.labels import EMOTIONS
 
 pytestmark = pytest.mark.integration
@@ -15,11 +15,6 @@ EVENT = "edge-fer/t1/cam0/event"
 STATE = "edge-fer/t1/cam0/state"
 STATUS = "edge-fer/t1/status"
 
-
-def _stop(proc, timeout=5.0):
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout)
 
 
 def test_status_events_state_commands_metrics_and_sigterm(mosquitto, d19, tmp_path):
@@ -76,7 +71,7 @@ def test_status_events_state_commands_metrics_and_sigterm(mosquitto, d19, tmp_pa
         assert state["source_up"] is False and state["faces"] == 0 and state["tracks"] == {}
         final.close()
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         sub.close()
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
 
@@ -94,7 +89,7 @@ def test_last_will_after_kill_9(mosquitto, d19, tmp_path):
         late.wait_for(lambda: late.on(STATUS) == [b"offline"], what="retained LWT")
         late.close()
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         sub.close()
 
 
@@ -129,7 +124,7 @@ def test_broker_down_10s_loses_no_event_and_duplicates_none(videos, tmp_path):
         assert times == sorted(times)  # delivered in order
         assert proc.poll() is None
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         sub.close()
         broker.stop()
 
@@ -149,5 +144,5 @@ def test_events_queued_while_broker_is_down_survive_a_daemon_restart(d19, tmp_pa
         assert first[0]["type"] == "track_started" and len(sub.json_on(EVENT)) >= queued
         sub.close()
     finally:
-        _stop(proc)
+        kill_daemon(proc)
         broker.stop()

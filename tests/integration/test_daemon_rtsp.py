@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SYSTEM_PYTHON, RtspServer, free_port
-from daemon_helpers import Subscriber, start_daemon, wait_metric, write_config
+from daemon_helpers import Subscriber, kill_daemon, start_daemon, wait_metric, write_config
 from edge import exit_codes as codes
 
 pytestmark = pytest.mark.integration
@@ -40,8 +40,7 @@ def test_rtsp_restart_reconnects_within_5s_and_never_exits(mosquitto, rtsp_serve
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_daemon(proc)
         sub.close()
 
 
@@ -108,8 +107,7 @@ def test_rtsp_password_never_reaches_logs_metrics_or_mqtt(mosquitto, long_clip, 
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(5) == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            kill_daemon(proc)
             sub.close()
     text = log.read_text()
     assert PASSWORD not in text, [line for line in text.splitlines() if PASSWORD in line]

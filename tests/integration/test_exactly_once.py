@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from conftest import Mosquitto
-from daemon_helpers import Subscriber, start_daemon, wait_until, write_config
+from daemon_helpers import Subscriber, kill_daemon, start_daemon, wait_until, write_config
 from edge.config.schema import MQTTConfig
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.queue import MessageQueue, OutgoingMessage
@@ -246,8 +246,7 @@ def test_daemon_at_qos2_broker_stopped_twice_every_event_once_and_commands_answe
         assert len({e["boot_id"] for e in events}) == 1
         _assert_exactly_once(sub, max(e["seq"] for e in events))
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_daemon(proc)
         sub.close()
         broker.stop()
 

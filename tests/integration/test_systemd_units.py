@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from daemon_helpers import Subscriber, wait_metric, write_config
+from daemon_helpers import Subscriber, kill_daemon, wait_metric, write_config
 
 pytestmark = pytest.mark.integration
 UNITS = ["edge-fer.service", "edge-fer@.service"]
@@ -343,9 +343,7 @@ def test_daemon_runs_under_the_units_restrictions(box, mosquitto, rtsp_server):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0, log.read_text()[-3000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        kill_daemon(proc)
         sub.close()
     text = log.read_text()
     assert "Traceback" not in text and "Operation not permitted" not in text, text[-3000:]
