@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1234, help="random seed of the calibration and parity draws")
     p.add_argument("--tta-flip", action="store_true",
                    help="bake flip averaging in: the model averages the face's and its mirror image's scores")
+    p.add_argument("--flip-margin", type=float, default=0.0,
+                   help="written to the sidecar: the runtime adds a mirror-image pass for faces whose top-1 minus "
+                        "top-2 score is below this (classifier.flip_margin; 0 = never; chosen on a validation split)")
     parity.add_argument("--val-of", default=None,
                         help="fit run folder: its validation split (carved from the training data) is the parity set")
     return p
@@ -117,7 +120,7 @@ def _convert(args) -> dict:
     report["data"] = f"validation split of {args.val_of}" if args.val_of else (args.parity_data or args.calib_data)
     meta = sidecar(args.out, args.quantize, args.dataset_name,
                    {"calibration_images": int(len(calib.x)), "parity": report, "bytes": len(blob),
-                    "tta_flip": bool(args.tta_flip)})
+                    "tta_flip": bool(args.tta_flip), "flip_margin": float(args.flip_margin)})
     args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return {"out": str(args.out), "bytes": len(blob), "parity": report}
 
@@ -130,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not 0 <= args.flip_margin <= 1:
+        parser.error(f"--flip-margin must be in [0, 1], got {args.flip_margin}")
     from edge.runtime import native_stderr_filtered
     from training.cli import TF_NOISE
 

@@ -115,7 +115,7 @@ def parity_report(keras_path: Path, tflite_path: Path, x: np.ndarray, y: np.ndar
     from training.evaluate import predict_probs
 
     float_scores = predict_probs(Path(keras_path), x, tta_flip=tta_flip)[0]
-    lite_scores = predict_probs(Path(tflite_path), x)[0]  # a baked-in flip is in the file
+    lite_scores = predict_probs(Path(tflite_path), x, flip_margin=0)[0]  # one pass; a baked-in flip is in the file
     float_pred, lite_pred = float_scores.argmax(1), lite_scores.argmax(1)
     return {"n": int(len(x)), "float_accuracy": float((float_pred == y).mean()),
             "tflite_accuracy": float((lite_pred == y).mean()),

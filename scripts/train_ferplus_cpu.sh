@@ -20,7 +20,7 @@ if [ "$step" = all ]; then
       --time-budget "$BUDGET_S" --epochs 3000 --patience 10000 --out "$run/fit"
 fi
 .venv/bin/edge-fer-convert --keras "$run/fit/best.keras" --out "$run/ferplus_int8.tflite" --quantize int8 \
-    --calib-data "$data/ferplus/FER2013Train" --calib-n 1000 --val-of "$run/fit" --parity-n 0 \
+    --calib-data "$data/ferplus/FER2013Train" --calib-n 1000 --val-of "$run/fit" --parity-n 0 --flip-margin 0.1 \
     --dataset-name "FER+ FER2013Train vote distributions (contempt -> neutral); fine-tuned from the FER2013 model"
 mkdir -p "$run/eval"
 for model in "$run/ferplus_int8.tflite" "$run/fit/best.keras"; do

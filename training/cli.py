@@ -159,6 +159,10 @@ def _eval_parser(sub) -> None:
                    help="folder for metrics.json and confusion.png (needs matplotlib) (default: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--tta-flip", action="store_true", help="average each face's and its mirror image's scores")
+    p.add_argument("--flip-margin", type=float, default=None,
+                   help="flip averaging only for faces whose top-1 minus top-2 score is below this, as "
+                        "classifier.flip_margin (0 = one pass) (default: a .tflite sidecar's flip_margin, as the "
+                        "daemon; 0 for .keras)")
     p.add_argument("--val-of", default=None,
                    help="fit run folder: evaluate on its validation split instead of --data")
 
@@ -318,7 +322,7 @@ def _recover(args) -> dict:
     model = recover_edge(args.tflite, faces)
     model.save(args.out)
     recovered = model.predict(faces[..., None], batch_size=256, verbose=0)
-    int8 = predict_probs(Path(args.tflite), faces)[0]
+    int8 = predict_probs(Path(args.tflite), faces, flip_margin=0)[0]
     return {"out": args.out, "params": model.count_params(), "n": len(faces),
             "top1_agreement": float((recovered.argmax(1) == int8.argmax(1)).mean()),
             "mean_abs_score_diff": float(np.abs(recovered - int8).mean())}
@@ -369,7 +373,7 @@ def _evaluate(args) -> str:
         args.data = f"validation split of {args.val_of}"
     report = evaluate_path(args.model, args.data, layout=args.layout, usage=args.usage,
                            contempt=args.contempt, out_dir=args.out, cache_dir=args.cache,
-                           crop=args.crop, tta_flip=args.tta_flip, dataset=dataset)
+                           crop=args.crop, tta_flip=args.tta_flip, flip_margin=args.flip_margin, dataset=dataset)
     return json.dumps(report) if args.json else format_report(report)
 
 

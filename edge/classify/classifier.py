@@ -9,6 +9,8 @@ dequantised the same way, so a float or int8 model is used alike.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -21,6 +23,31 @@ from edge.runtime import ModelError, load_interpreter
 from edge.types import Detection, EmotionScores
 
 DEFAULT_MODEL = resolve_model(None)
+
+
+def flip_gated(probs: np.ndarray, margin: float, mirrored: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Confidence-gated flip averaging: unsure rows get the mean of their and their mirror image's scores.
+
+    Horizontal-flip test-time augmentation (Krizhevsky et al., 2012) spent
+    only where the single pass is unsure: rows whose top-1 minus top-2
+    probability is below ``margin``.
+
+    Args:
+        probs: float32 (N, C) single-pass probabilities; changed in place and returned.
+        margin: Probability margin in [0, 1]; 0 leaves every row as it is.
+        mirrored: Called once with the int64 indices of the unsure rows; returns
+            the probabilities of those faces' mirror images, float32 (K, C).
+
+    Returns:
+        ``probs``, with the unsure rows averaged.
+    """
+    if margin <= 0 or probs.shape[1] < 2 or len(probs) == 0:
+        return probs
+    top2 = np.partition(probs, -2, axis=1)[:, -2:]
+    unsure = np.flatnonzero(top2[:, 1] - top2[:, 0] < margin)
+    if unsure.size:
+        probs[unsure] = (probs[unsure] + mirrored(unsure)) / 2
+    return probs
 
 
 class _Runner:
@@ -44,7 +71,7 @@ class EmotionClassifier:
     """
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int = 1, max_batch: int = 8,
-                 margin: float | None = None, tta_flip: bool = False) -> None:
+                 margin: float | None = None, tta_flip: bool = False, flip_margin: float | None = None) -> None:
         """Load the model and its sidecar metadata (``<model>.json``, optional).
 
         Args:
@@ -59,6 +86,13 @@ class EmotionClassifier:
                 2012): one invocation of twice the batch, so about twice the
                 classifier time. Ignored for a model whose sidecar says the flip
                 is already baked in (``edge-fer-convert --tta-flip``).
+            flip_margin: Confidence-gated flip averaging: a face whose top-1
+                minus top-2 probability is below this also gets a mirror-image
+                pass, and its scores become the mean of both (about 7% of faces
+                at 0.10 with ``ferplus``); confident faces keep their single-pass
+                scores. 0 never flips; None takes ``flip_margin`` from the
+                sidecar, else 0. ``tta_flip`` (always flip) takes precedence; a
+                baked-in flip disables both.
 
         Raises:
             ModelError: unknown name, missing/invalid file or an input shape other than (N, 48, 48, 1).
@@ -77,7 +111,10 @@ class EmotionClassifier:
         self.in_scale, self.in_zero = first.inp["quantization"]
         self.out_scale, self.out_zero = first.out["quantization"]
         self.input_dtype = first.inp["dtype"]
-        self.tta_flip = bool(tta_flip) and not self.meta.get("tta_flip", False)
+        baked = bool(self.meta.get("tta_flip", False))
+        self.tta_flip = bool(tta_flip) and not baked
+        gate = float(self.meta.get("flip_margin", 0.0)) if flip_margin is None else float(flip_margin)
+        self.flip_margin = 0.0 if baked else math.inf if self.tta_flip else max(0.0, gate)
         # grey byte -> model input value: _quantise of each of the 256 values preprocess_face can give,
         # so predict_grey(g) == predict_batch(g * float32(1/255)) bit for bit
         self._grey_lut = self._quantise(np.arange(256, dtype=np.float32) * np.float32(PIXEL_SCALE)).reshape(1, 256)
@@ -101,9 +138,6 @@ class EmotionClassifier:
             q = np.rint(faces / self.in_scale) + self.in_zero
             return np.clip(q, -128, 127).astype(np.int8)
         return faces.astype(np.float32)
-
-    def _invoke(self, faces: np.ndarray) -> np.ndarray:
-        return self._invoke_input(self._quantise(faces))
 
     def _invoke_input(self, inputs: np.ndarray) -> np.ndarray:
         """Probabilities for inputs already in the model's dtype, (N, 48, 48).
@@ -140,17 +174,20 @@ class EmotionClassifier:
 
         Returns:
             float32 (N, 7) probabilities (rows sum to ~1; int8 steps of 1/256).
-            With ``tta_flip``, the mean of the face's and its mirror image's.
+            With ``tta_flip`` (or below ``flip_margin``), the mean of the face's and its mirror image's.
         """
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         step = batch_size or self.max_batch
-        invoke = self._invoke_flip_mean if self.tta_flip else self._invoke
-        return np.concatenate([invoke(faces[i:i + step]) for i in range(0, len(faces), step)])
+        return np.concatenate([self._scores(self._quantise(faces[i:i + step])) for i in range(0, len(faces), step)])
 
-    def _invoke_flip_mean(self, faces: np.ndarray) -> np.ndarray:
-        probs = self._invoke(np.concatenate([faces, faces[:, :, ::-1]]))  # one invocation of 2N
-        return (probs[:len(faces)] + probs[len(faces):]) / 2
+    def _scores(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities (N, C) for model inputs (N, 48, 48), with the flip averaging this classifier uses."""
+        if self.flip_margin == math.inf:
+            probs = self._invoke_input(np.concatenate([inputs, inputs[:, :, ::-1]]))  # one invocation of 2N
+            return (probs[:len(inputs)] + probs[len(inputs):]) / 2
+        mirror = lambda rows: self._invoke_input(np.ascontiguousarray(inputs[rows, :, ::-1]))  # noqa: E731
+        return flip_gated(self._invoke_input(inputs), self.flip_margin, mirror)
 
     def predict_grey(self, grey: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities for uint8 grey faces, as ``predict_batch(grey * float32(1/255))``, bit for bit.
@@ -170,14 +207,9 @@ class EmotionClassifier:
         n = len(grey)
         inputs = cv2.LUT(grey.reshape(n * INPUT_SIZE, INPUT_SIZE), self._grey_lut).reshape(n, INPUT_SIZE, INPUT_SIZE)
         step = batch_size or self.max_batch
-        invoke = self._invoke_input_flip_mean if self.tta_flip else self._invoke_input
         if n <= step:  # the usual case: one chunk, no list and no concatenated copy
-            return invoke(inputs)
-        return np.concatenate([invoke(inputs[i:i + step]) for i in range(0, n, step)])
-
-    def _invoke_input_flip_mean(self, inputs: np.ndarray) -> np.ndarray:
-        probs = self._invoke_input(np.concatenate([inputs, inputs[:, :, ::-1]]))
-        return (probs[:len(inputs)] + probs[len(inputs):]) / 2
+            return self._scores(inputs)
+        return np.concatenate([self._scores(inputs[i:i + step]) for i in range(0, n, step)])
 
     def grey_batch(self, image: np.ndarray, detections: list[Detection], align: bool = False) -> np.ndarray:
         """uint8 grey faces of one frame, (N, 48, 48): :func:`edge.preprocess.face_grey` with this model's margin."""

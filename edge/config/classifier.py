@@ -16,3 +16,6 @@ class ClassifierConfig(BaseModel):
     margin: float | None = Field(None, ge=0, le=1, description="crop margin per side; None = model's")
     align: bool = Field(True, description="rotate crops to level the eyes (FER2013 faces are registered)")
     tta_flip: bool = Field(False, description="average face and mirror-image scores (about 2x classifier time)")
+    flip_margin: float | None = Field(None, ge=0, le=1, description="mirror-image pass only for faces whose top-1 "
+                                      "minus top-2 score is below this; 0 = never; None = the model's sidecar value "
+                                      "(ferplus 0.10)")

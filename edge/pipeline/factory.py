@@ -20,7 +20,8 @@ def build_classifier(cfg: Config) -> EmotionClassifier:
     """The emotion classifier of ``cfg.classifier``. Raises ``ModelError`` if its model cannot load."""
     c = cfg.classifier
     return EmotionClassifier(c.model, num_threads=c.num_threads,
-                             max_batch=cfg.detector.max_faces, margin=c.margin, tta_flip=c.tta_flip)
+                             max_batch=cfg.detector.max_faces, margin=c.margin, tta_flip=c.tta_flip,
+                             flip_margin=c.flip_margin)
 
 
 def build_pipeline(cfg: Config, source: str, detector: BlazeFace | None = None,

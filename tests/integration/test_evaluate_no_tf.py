@@ -65,6 +65,21 @@ def test_evaluate_tflite_without_tensorflow(no_tf_env, fer_subset, tmp_path):
     assert report["n"] == 70
     assert report["accuracy"] > 0.35  # 7 classes: chance is 0.14; the model scores ~0.66 on the full test set
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 5000
+    assert report["flip_margin"] == 0.0  # fer2013 runs one pass
+
+
+@pytest.mark.integration
+def test_evaluate_uses_the_models_default_flip_margin(no_tf_env, fer_subset):
+    """ferplus's sidecar flip_margin applies by default (as in the daemon); --flip-margin 0 is one pass."""
+    def run(*extra):
+        res = _train(no_tf_env, "evaluate", "--model", "edge/models/ferplus_int8.tflite", "--data", str(fer_subset),
+                     "--crop", "none", "--json", *extra)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return json.loads(res.stdout)
+
+    default, one_pass = run(), run("--flip-margin", "0")
+    assert default["flip_margin"] == 0.1 and one_pass["flip_margin"] == 0.0
+    assert default["n"] == one_pass["n"] == 70 and default["accuracy"] > 0.35
 
 
 @pytest.mark.integration

@@ -51,14 +51,15 @@ def test_batched_and_single_invocations_agree(clf, fer2013):
     assert np.array_equal(batched, single)
 
 
-def test_flip_tta_is_the_mean_of_face_and_mirror_scores(clf, fer2013, tmp_path):
+def test_flip_tta_is_the_mean_of_face_and_mirror_scores(fer2013, tmp_path):
     from edge.preprocess import preprocess_face
     from training.data import read_image
 
     files = [sorted((fer2013 / "test" / e).iterdir())[1] for e in EMOTIONS]
     x = np.stack([preprocess_face(read_image(f)) for f in files])
     mirrored = x[:, :, ::-1].copy()
-    plain, plain_mirrored = clf.predict_batch(x), clf.predict_batch(mirrored)
+    one_pass = EmotionClassifier(flip_margin=0)
+    plain, plain_mirrored = one_pass.predict_batch(x), one_pass.predict_batch(mirrored)
     assert np.abs(plain - plain_mirrored).max() > 0.02  # the mirror view is a different input
     tta = EmotionClassifier(tta_flip=True)
     both = tta.predict_batch(x, batch_size=3)  # 3 + 3 + 1 faces, each chunk one invocation of 2x
@@ -69,6 +70,46 @@ def test_flip_tta_is_the_mean_of_face_and_mirror_scores(clf, fer2013, tmp_path):
     baked.write_bytes(DEFAULT_MODEL.read_bytes())
     baked.with_suffix(".json").write_text(json.dumps({"tta_flip": True}))
     assert not EmotionClassifier(baked, tta_flip=True).tta_flip
+    assert EmotionClassifier(baked, flip_margin=0.5).flip_margin == 0
+
+
+def _real_faces(fer2013, per_class: int) -> np.ndarray:
+    from edge.preprocess import preprocess_face
+    from training.data import read_image
+
+    files = [f for e in EMOTIONS for f in sorted((fer2013 / "test" / e).iterdir())[:per_class]]
+    return np.stack([preprocess_face(read_image(f)) for f in files])
+
+
+def test_flip_margin_mirrors_only_the_unsure_faces(fer2013):
+    """Confidence-gated flip: rows under the top-1 minus top-2 margin get the flip mean, the others stay one pass."""
+    x = _real_faces(fer2013, 12)
+    plain = EmotionClassifier(flip_margin=0).predict_batch(x)
+    both = EmotionClassifier(tta_flip=True).predict_batch(x)
+    top2 = np.sort(plain, axis=1)[:, -2:]
+    unsure = top2[:, 1] - top2[:, 0] < 0.3
+    assert 0 < unsure.sum() < len(x)  # real faces: some sure, some not
+    gated = EmotionClassifier(flip_margin=0.3)
+    for batch in (None, 5):  # chunks of 8 or of 5 faces
+        probs = gated.predict_batch(x, batch_size=batch)
+        assert np.array_equal(probs[~unsure], plain[~unsure])
+        assert np.allclose(probs[unsure], both[unsure], atol=1e-6)
+    from edge.preprocess import INPUT_SIZE
+
+    grey = np.rint(x * 255).astype(np.uint8).reshape(-1, INPUT_SIZE, INPUT_SIZE)
+    assert np.array_equal(gated.predict_grey(grey), gated.predict_batch(grey * np.float32(1 / 255)))
+
+
+def test_flip_margin_comes_from_the_sidecar(tmp_path):
+    """None takes the sidecar's flip_margin (ferplus ships 0.10); an explicit value or tta_flip overrides it."""
+    meta = json.loads(resolve_model("ferplus").with_suffix(".json").read_text())
+    assert EmotionClassifier("ferplus").flip_margin == meta["flip_margin"] > 0
+    assert EmotionClassifier("ferplus", flip_margin=0).flip_margin == 0
+    assert EmotionClassifier("ferplus", tta_flip=True).flip_margin == float("inf")
+    assert EmotionClassifier("fer2013").flip_margin == 0
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(DEFAULT_MODEL.read_bytes())  # no sidecar: one pass
+    assert EmotionClassifier(bare).flip_margin == 0
 
 
 def test_model_beats_chance_on_real_test_faces(clf, fer2013):
