@@ -6,7 +6,17 @@ https://prometheus.io/docs/practices/naming/: ``edge_fer_`` prefix, base units
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+if TYPE_CHECKING:  # the publisher imports paho; the metrics need only the key type
+    from edge.publish.mqtt import Refusal
+
+#: MQTT 5 refusals exported at 0 from the start (reason, outcome): quota exceeded (sent again), not authorised
+#: (dropped; a broker ACL). Any other reason code appears at its first occurrence.
+COMMON_REFUSALS = (("0x97", "resent"), ("0x87", "dropped"))
 
 #: Latency buckets in seconds: 0.25 ms .. 1 s (per-stage costs on a Pi-class CPU).
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -42,9 +52,14 @@ class Metrics:
                                          ["reason"], registry=r)
         self.thread_restarts = Counter("edge_fer_thread_restarts", "Worker threads restarted after they ended "
                                        "unexpectedly", ["thread"], registry=r)
+        self.mqtt_refusals = Counter("edge_fer_mqtt_refusals", "Published MQTT messages the broker refused "
+                                     "(MQTT 5 PUBREC/PUBACK/PUBCOMP reason >= 0x80), by reason code and outcome "
+                                     "(resent: kept and sent again; dropped: removed from the outbox)",
+                                     ["reason", "outcome"], registry=r)
         self.model_info = Info("edge_fer_model", "Emotion model in use", registry=r)
         self._seen: dict[str, tuple[int, int]] = {}
         self._dropped_seen: dict[str, int] = {}
+        self._refusals_seen: dict[Refusal, int] = {}
 
     def init_series(self, sources: list[str], event_types: tuple[str, ...] = (), drop_reasons: tuple[str, ...] = (),
                     reject_reasons: tuple[str, ...] = (), threads: tuple[str, ...] = ()) -> None:
@@ -57,6 +72,8 @@ class Metrics:
                                (reject_reasons, self.commands_rejected), (threads, self.thread_restarts)):
             for label in labels:
                 metric.labels(label)
+        for reason, outcome in COMMON_REFUSALS:
+            self.mqtt_refusals.labels(reason, outcome)
 
     def sync_dropped(self, dropped: dict[str, int]) -> None:
         """Copy the outbox's drop counters (by reason, totals since open) into ``events_dropped``."""
@@ -65,6 +82,19 @@ class Metrics:
             if total > last:
                 self.events_dropped.labels(reason).inc(total - last)
             self._dropped_seen[reason] = total
+
+    def sync_refusals(self, totals: Mapping[Refusal, int]) -> None:
+        """Copy the publisher's refusal counts (``MqttPublisher.refusals``, totals since start) into ``mqtt_refusals``.
+
+        Args:
+            totals: Refusals by :class:`edge.publish.mqtt.Refusal` (reason code in hex, outcome ``resent`` or
+                ``dropped``); only the increase since the last call is added.
+        """
+        for key, total in totals.items():
+            last = self._refusals_seen.get(key, 0)
+            if total > last:
+                self.mqtt_refusals.labels(key.reason, key.outcome).inc(total - last)
+            self._refusals_seen[key] = total
 
     def serve(self, host: str, port: int):
         """Start the HTTP exporter on ``host:port`` (thread); returns (server, thread).

@@ -10,8 +10,10 @@ reconnect with the same packet ids; rows never completed are published again
 after a daemon restart. A MQTT 5 refusal (reason >= 0x80 in PUBREC, PUBACK or
 PUBCOMP) is not a delivery: a transient one (:data:`TRANSIENT_REFUSALS`) keeps
 the row to send it again, any other drops it with a WARNING; paho 2.x ignores
-the PUBREC reason, see :meth:`MqttPublisher._check_pubrec`. The ``status`` topic is retained ``online`` on connect
-and ``offline`` as Last Will and on clean shutdown. Publishing never blocks the
+the PUBREC reason, see :meth:`MqttPublisher._check_pubrec`. Refusals are counted by
+reason and outcome (:attr:`MqttPublisher.refusals`, ``edge_fer_mqtt_refusals_total``).
+The ``status`` topic is retained ``online`` on connect and ``offline`` as Last Will
+and on clean shutdown. Publishing never blocks the
 caller.
 
 **Exactly once across broker restarts** (``mqtt.qos: 2``): the session is
@@ -22,7 +24,10 @@ connection started clean, so the first broker restart would lose it. A session
 found at the first connect of a run is a previous run's (its packet ids mean
 nothing to this process): a short-lived helper client with the same id
 connects clean and ends it, the daemon reconnects to a new session and
-publishes the unfinished rows again as new messages. After
+publishes the unfinished rows again as new messages. Nothing is sent into a
+session being discarded (paho's resend after CONNACK is held back until the new
+session, :meth:`MqttPublisher._hold_back`): a PUBREL there could release another
+message under the same packet id and complete ours undelivered. After
 a reconnect paho resends an unacknowledged PUBLISH with the same packet id and
 the DUP flag, or only the PUBREL once the broker had answered PUBREC; the broker
 holds the QoS 2 state of the session (in its persistence file across its own
@@ -65,7 +70,9 @@ import ssl
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt import _packet
@@ -97,6 +104,26 @@ QUOTA_EXCEEDED = 0x97
 TRANSIENT_REFUSALS = frozenset({QUOTA_EXCEEDED, 0x83})
 #: Consecutive failed session discards after which the previous session is resumed instead.
 DISCARD_ATTEMPTS = 3
+#: Outcomes of a refusal (``edge_fer_mqtt_refusals_total{outcome}``): kept and sent again, or dropped from the outbox.
+RESENT, DROPPED = "resent", "dropped"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One kind of MQTT 5 refusal of a published message, the key of :attr:`MqttPublisher.refusals`.
+
+    Attributes:
+        reason: The reason code as the broker sent it, hex (``"0x97"``; MQTT 5 section 2.4, always >= 0x80).
+        outcome: :data:`RESENT` (transient, :data:`TRANSIENT_REFUSALS`) or :data:`DROPPED` (refused for good).
+    """
+
+    reason: str
+    outcome: str
+
+    @classmethod
+    def of(cls, code: int) -> Refusal:
+        """The refusal for reason ``code``, its outcome decided by :data:`TRANSIENT_REFUSALS`."""
+        return cls(f"0x{code:02x}", RESENT if code in TRANSIENT_REFUSALS else DROPPED)
 
 
 def _acked(info: mqtt.MQTTMessageInfo) -> bool:
@@ -153,6 +180,7 @@ class MqttPublisher:
         self._discard_failures = 0  # consecutive failed discards (helper refused by ACL/auth, ...)
         self._refusals: dict[int, int] = {}  # packet id -> failure reason of its PUBACK/PUBCOMP (paho's thread)
         self._refusals_lock = threading.Lock()
+        self._refusal_totals: Counter[Refusal] = Counter()  # under _refusals_lock
         self.resumed = False  # the broker had this client's session at the last connect
         self.on_command: CommandHandler | None = None
         self.on_connected: Callable[[], None] | None = None
@@ -226,6 +254,7 @@ class MqttPublisher:
                 if reason.value not in TRANSIENT_REFUSALS:
                     return client._do_on_publish(result.mid, reason, result.properties)
                 msg.state, msg.dup = mqtt.mqtt_ms_publish, True
+            self._count_refusal(reason.value)
             self._stuck = True
             self._problems.log("refused-pubrec", logging.WARNING, "MQTT broker %s refused a message (%s); it is sent "
                                "again", self.address, reason)
@@ -302,6 +331,7 @@ class MqttPublisher:
             log.info("MQTT broker %s holds a session of this client id from a previous run (or a stuck one): "
                      "ending it and starting a new one", self.address)
             self._discarding.set()
+            self._hold_back(client)
             threading.Thread(target=self._discard_session, name="mqtt-session-reset", daemon=True).start()
             return True
         self._fresh, self.resumed = False, present
@@ -355,6 +385,36 @@ class MqttPublisher:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    @staticmethod
+    def _hold_back(client: mqtt.Client) -> int:
+        """Keep paho from sending its unfinished messages into a session that is about to be ended (review B6).
+
+        paho 2 sends them right after ``on_connect`` returns (``_handle_connack``): a PUBLISH for each in state
+        ``publish``, a PUBREL for each in ``resend_pubrel``. In the session being discarded a PUBREL would
+        release whatever that session holds under the same packet id (an orphan of an older autosave, say) and
+        its PUBCOMP would complete our message, undelivered; a PUBLISH would be dropped with the session anyway.
+        Each is put back in the state "sent, awaiting the answer" (``wait_for_pubcomp`` / ``wait_for_pubrec`` /
+        ``wait_for_puback``), which ``_handle_connack`` skips and which paho's ``_messages_reconnect_reset_out``
+        turns back into ``resend_pubrel`` / ``publish`` (DUP set) at the next connect; on the new session
+        :meth:`_resend_whole` then makes every one a whole PUBLISH. Called in ``on_connect``, before that loop.
+
+        Returns:
+            Messages held back.
+        """
+        held = {mqtt.mqtt_ms_resend_pubrel: mqtt.mqtt_ms_wait_for_pubcomp}
+        held_by_qos = {1: mqtt.mqtt_ms_wait_for_puback, 2: mqtt.mqtt_ms_wait_for_pubrec}
+        n = 0
+        with client._out_message_mutex:
+            for m in client._out_messages.values():
+                if m.qos == 2 and m.state in held:
+                    m.state = held[m.state]
+                elif m.qos in held_by_qos and m.state in (mqtt.mqtt_ms_publish, mqtt.mqtt_ms_queued):
+                    m.state = held_by_qos[m.qos]
+                else:
+                    continue
+                n += 1
+        return n
 
     @staticmethod
     def _resend_whole(client: mqtt.Client) -> None:
@@ -458,9 +518,12 @@ class MqttPublisher:
             if not self.connected.is_set():
                 return False
             info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
-            if info.rc == mqtt.MQTT_ERR_NO_CONN and msg.qos > 0:
-                # paho 2 keeps a QoS>0 message handed over while disconnected and sends it after the
-                # reconnect; only its ``rc`` says NO_CONN (``is_published`` would raise forever)
+            if info.rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST) and msg.qos > 0:
+                # paho 2 keeps a QoS>0 message handed over while disconnected (NO_CONN) or whose write found the
+                # socket gone (CONN_LOST: written inline while paho's network thread is not running) and sends it
+                # after the reconnect; only its ``rc`` says so (``is_published`` would raise forever). Handing
+                # the row over again would leave paho a second, untracked copy: a duplicate, one more than the
+                # broker's quota
                 info.rc = mqtt.MQTT_ERR_SUCCESS
             elif info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._problems.log("publish", logging.WARNING, "MQTT publish to %s not queued (%s); retrying",
@@ -486,6 +549,8 @@ class MqttPublisher:
             del self._inflight[row]
             with self._refusals_lock:
                 code = self._refusals.pop(info.mid, None)
+            if code is not None:
+                self._count_refusal(code)
             if code in TRANSIENT_REFUSALS:
                 retry.append(row)
                 continue
@@ -498,6 +563,21 @@ class MqttPublisher:
         self._reaped += len(ended)
         if ended:
             self.outbox.delete_many(ended)
+
+    def _count_refusal(self, code: int) -> None:
+        """Count one refusal (reason ``code`` >= 0x80) in :attr:`refusals` (any thread)."""
+        with self._refusals_lock:
+            self._refusal_totals[Refusal.of(code)] += 1
+
+    @property
+    def refusals(self) -> dict[Refusal, int]:
+        """MQTT 5 refusals of published messages since start, by reason and outcome (a copy; any thread).
+
+        Counted once per refused hand-over: a message refused for quota three times counts 3 ``resent``.
+        Feeds ``edge_fer_mqtt_refusals_total`` (:meth:`edge.metrics.Metrics.sync_refusals`).
+        """
+        with self._refusals_lock:
+            return dict(self._refusal_totals)
 
     # --- supervision ---
     def ensure_threads(self) -> list[str]:

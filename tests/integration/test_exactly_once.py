@@ -15,11 +15,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import generate_latest
 
 from conftest import Mosquitto
 from daemon_helpers import Subscriber, kill_daemon, start_daemon, wait_until, write_config
 from edge.config.schema import MQTTConfig
-from edge.publish.mqtt import MqttPublisher
+from edge.metrics import Metrics
+from edge.publish.mqtt import MqttPublisher, Refusal
 from edge.publish.queue import MessageQueue, OutgoingMessage
 from edge.publish.topics import Topics
 
@@ -289,6 +291,9 @@ def test_a_refused_pubrec_never_deletes_the_row(tmp_path, caplog):
         messages = [r.getMessage() for r in caplog.records]
         # the broker refuses with 0x97 or drops the connection first, by timing: the session is discarded either way
         assert any("discarding it at the next connect" in m or "it is sent again" in m for m in messages), messages
+        refused = sum("it is sent again" in m for m in messages)  # the WARNING is rate-limited: at least this many
+        assert pub.refusals.get(Refusal("0x97", "resent"), 0) >= refused
+        assert not [k for k in pub.refusals if k.outcome == "dropped"]
         # nothing lost; the stuck session is discarded and its unfinished messages are sent again whole, so a
         # message the broker had already delivered may arrive twice (at least once, documented): at most the quota
         seqs = [e["seq"] for e in sub.json_on(EVENT)]
@@ -318,6 +323,108 @@ def test_a_message_refused_for_good_is_dropped_with_a_warning(tmp_path, caplog):
         sub.wait_for(lambda: len(sub.on(EVENT)) >= 2, timeout=10, what="both events")
         dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
         assert len(dropped) == 1 and "0x87" in dropped[0].getMessage()
+        assert pub.refusals == {Refusal("0x87", "dropped"): 1}
+        metrics = Metrics()
+        metrics.init_series(["cam0"])
+        metrics.sync_refusals(pub.refusals)
+        metrics.sync_refusals(pub.refusals)  # totals: a second copy adds nothing
+        text = generate_latest(metrics.registry).decode()
+        assert 'edge_fer_mqtt_refusals_total{outcome="dropped",reason="0x87"} 1.0' in text
+        assert 'edge_fer_mqtt_refusals_total{outcome="resent",reason="0x97"} 0.0' in text
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def _stale_session(port: int, client_id: str, mids: list[int]) -> None:
+    """Replace ``client_id``'s session with an older-looking one: Clean Start 1 ends the session the daemon
+    was using (its unreleased messages are gone, as after a killed broker restored an older autosave) and a
+    new persistent one is left holding an orphan, answered PUBREC and never released, under each of ``mids``:
+    the daemon's own packet ids, now naming other messages."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # type: ignore[method-assign]  # never sends PUBREL
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.connect("127.0.0.1", port, 5, clean_start=True, properties=props)
+    c.loop_start()
+    wait_until(c.is_connected, 5, "the stale-session client connected")
+    for mid in mids:
+        c._last_mid = mid - 1  # paho takes the next id: exactly the daemon's
+        assert c.publish("edge-fer/t1/orphan", b"orphan %d" % mid, qos=2).mid == mid
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_nothing_is_sent_into_a_session_being_discarded(tmp_path, caplog):
+    """Review B6. A resumed session made no progress, so the daemon discards it at the next connect; paho
+    2 sends its unfinished messages (here PUBRELs) right after CONNACK, into that old session, before the
+    helper client has ended it. The old session holds orphans under the same packet ids: each PUBREL
+    released an orphan (the subscriber got it) and its PUBCOMP completed the daemon's event, which was
+    deleted undelivered. The helper is slowed down by 0.5 s here (a TLS handshake with a distant broker);
+    on 127.0.0.1 it usually wins the race. Nothing may be sent into a session being discarded: the events
+    are sent whole to the new session, the orphans end with the old one."""
+    broker, sub = _broker_and_subscriber(tmp_path)
+    pub = _publisher(tmp_path, broker.port)
+    caplog.set_level(logging.INFO, logger="edge.publish.mqtt")
+    try:
+        pub.start()
+        assert pub.connected.wait(10)
+        pub._drop_connection()  # reconnect: the session is resumed (only a resumed one is checked for progress)
+        wait_until(lambda: pub.connected.is_set() and pub.resumed, 10, "the session resumed")
+        pub.client._send_pubrel = lambda mid: mqtt.MQTT_ERR_SUCCESS  # PUBRELs lost: the events stay unfinished
+        for seq in range(1, 6):
+            _event(pub, seq)
+        wait_until(lambda: len(pub._inflight) == 5 and all(
+            m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in list(pub.client._out_messages.values())), 10,
+            "5 events answered PUBREC")
+        mids = sorted(info.mid for info in pub._inflight.values())
+        pub.client.reconnect_delay_set(3, 3)  # the daemon waits while the broker's state changes under it
+        discard = pub._discard_session
+        pub._discard_session = lambda: (time.sleep(0.5), discard())  # a helper as slow as a TLS handshake far away
+        t0 = time.monotonic()
+        _stale_session(broker.port, "edge-fer-t1", mids)  # takes the connection over: lost, nothing completed
+        del pub.client._send_pubrel
+        assert time.monotonic() - t0 < 2.5 and not pub.connected.is_set(), "reconnected before the state changed"
+        _drained(pub, 20)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("nothing completed" in m for m in messages), messages
+        assert any("ending it and starting a new one" in m for m in messages), messages
+        time.sleep(1.0)  # an orphan released late would arrive now
+        orphans, seqs = sub.on("edge-fer/t1/orphan"), sorted(e["seq"] for e in sub.json_on(EVENT))
+        assert (orphans, seqs) == ([], [1, 2, 3, 4, 5]), "PUBRELs sent into the discarded session released orphans"
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def test_a_message_written_into_a_lost_connection_is_sent_once(tmp_path, caplog):
+    """With paho's network thread not running (stopped, or dead until supervision restarts it) ``publish``
+    writes inline; on a dead socket it answers CONN_LOST but keeps the message and sends it after the
+    reconnect. The sender took CONN_LOST for "not queued" and handed the row over again: paho then held
+    two copies, the event was published twice, and the extra copy could push a session past the broker's
+    quota (20)."""
+    broker, sub = _broker_and_subscriber(tmp_path)
+    pub = _publisher(tmp_path, broker.port)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    try:
+        pub.start()
+        assert pub.connected.wait(10)
+        wait_until(lambda: not pub.client._out_messages, 5, "the status message acknowledged")
+        pub.client.loop_stop()
+        broker.stop()  # the socket dies while nobody reads it
+        broker.start()
+        for seq in range(1, 6):  # the first write after the peer closed still succeeds; a later one finds out
+            _event(pub, seq)
+            time.sleep(0.1)
+        wait_until(lambda: not pub.connected.is_set(), 5, "the sender found the connection lost")
+        pub.client.loop_start()
+        _drained(pub, 20)
+        _assert_exactly_once(sub, 5)
+        assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
+        assert not [r for r in caplog.records if "not queued" in r.getMessage()]
     finally:
         pub.stop()
         sub.close()

@@ -40,3 +40,19 @@ def test_busy_port_error_names_host_and_port():
         with pytest.raises(OSError) as err:
             Metrics().serve("127.0.0.1", port)
     assert f"127.0.0.1:{port}" in err.value.strerror and "in use" in err.value.strerror
+
+
+def test_refusals_counted_by_reason_and_outcome_from_publisher_totals():
+    from edge.publish.mqtt import Refusal
+
+    m = Metrics()
+    m.init_series(["cam0"])
+    text = generate_latest(m.registry).decode()
+    assert 'edge_fer_mqtt_refusals_total{outcome="resent",reason="0x97"} 0.0' in text
+    assert 'edge_fer_mqtt_refusals_total{outcome="dropped",reason="0x87"} 0.0' in text
+    m.sync_refusals({Refusal.of(0x97): 3, Refusal.of(0x90): 1})
+    m.sync_refusals({Refusal.of(0x97): 5, Refusal.of(0x90): 1, Refusal.of(0x83): 2})
+    text = generate_latest(m.registry).decode()
+    assert 'edge_fer_mqtt_refusals_total{outcome="resent",reason="0x97"} 5.0' in text
+    assert 'edge_fer_mqtt_refusals_total{outcome="dropped",reason="0x90"} 1.0' in text
+    assert 'edge_fer_mqtt_refusals_total{outcome="resent",reason="0x83"} 2.0' in text
