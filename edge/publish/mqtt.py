@@ -231,7 +231,31 @@ class MqttPublisher:
         client.on_message = self._on_message
         self._check_pubrec(client)
         self._lean_publish(client)
+        self._keep_pubrel_phase(client)
         return client
+
+    @staticmethod
+    def _keep_pubrel_phase(client: mqtt.Client) -> None:
+        """Make paho's reset of in-flight messages at each reconnect attempt idempotent (paho 2.x internals).
+
+        ``reconnect`` calls ``_messages_reconnect_reset_out`` before every attempt: a QoS 2 message waiting for
+        PUBCOMP becomes ``resend_pubrel``, and a second attempt (the broker still down) turns ``resend_pubrel``
+        into ``publish`` with DUP 0: the message was sent again whole. A broker that had released it already
+        (its PUBCOMP lost with the connection) took that for a new message and delivered it twice (measured:
+        4-7 events per 10,000-event drain with 8 broker restarts). Putting ``resend_pubrel`` back to
+        ``wait_for_pubcomp`` first makes every attempt leave it ``resend_pubrel``; :meth:`_resend_whole` still
+        sends it whole to a session the broker no longer has.
+        """
+        plain = client._messages_reconnect_reset_out
+
+        def reset_out() -> None:
+            with client._out_message_mutex:  # re-entrant: paho takes it again inside
+                for m in client._out_messages.values():
+                    if m.qos == 2 and m.state == mqtt.mqtt_ms_resend_pubrel:
+                        m.state = mqtt.mqtt_ms_wait_for_pubcomp
+                plain()
+
+        client._messages_reconnect_reset_out = reset_out  # type: ignore[method-assign]
 
     @staticmethod
     def _lean_publish(client: mqtt.Client) -> None:

@@ -9,7 +9,6 @@ import json
 import logging
 import signal
 import time
-from collections import Counter
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -66,31 +65,37 @@ def _drained(pub: MqttPublisher, timeout: float) -> None:
 
 
 class RedeliveryCounter(Subscriber):
-    """A :class:`Subscriber` that also keeps the payloads the broker delivered again (PUBLISH with DUP set).
+    """A :class:`Subscriber` that tells the copies the broker delivered again from those the publisher sent twice.
 
-    mosquitto 2.0.11 restores at most ``max_inflight_messages`` outgoing QoS 2 messages per subscriber in
-    their PUBREL phase after a restart and sends the others again whole (DUP 1): a subscriber that had
-    already received them gets them twice. Those copies come from the broker, not from the publisher: a
-    message the daemon published twice would reach the subscriber as a new PUBLISH (DUP 0).
+    A broker that delivers a message again (after its restart) sends it with DUP 1; a message the publisher
+    sent twice is a new message to the broker, delivered with DUP 0. So every copy after the first of a
+    payload is counted by its own DUP flag. (The first copy may itself carry DUP 1: it was sent before the
+    broker's restart and not acknowledged in time.) mosquitto 2.0.11 delivers again, with DUP 1, QoS 2
+    messages whose PUBREL it had sent: after a restart it restores only the first 20 in-flight messages of a
+    client with their state (``max_inflight_messages`` raises that) and sends the others whole.
     """
 
     def __init__(self, *args, **kwargs) -> None:
-        self.fresh: Counter[bytes] = Counter()  # copies of each payload delivered with DUP 0
+        self.arrivals: list[tuple[str, bytes, bool]] = []  # (topic, payload, DUP flag) in arrival order
         super().__init__(*args, **kwargs)
 
     def _on_message(self, client, userdata, msg) -> None:
         super()._on_message(client, userdata, msg)
-        if not msg.dup:
-            with self.lock:
-                self.fresh[msg.payload] += 1
+        with self.lock:
+            self.arrivals.append((msg.topic, msg.payload, bool(msg.dup)))
 
     def duplicates(self, topic: str) -> tuple[int, int]:
-        """(copies beyond the first of a payload on ``topic``, those the broker sent again with DUP set)."""
-        payloads = self.on(topic)
-        extra = len(payloads) - len(set(payloads))
+        """(copies beyond the first of a payload on ``topic``, those of them the broker sent again with DUP 1)."""
+        seen: set[bytes] = set()
+        extra = by_broker = 0
         with self.lock:
-            fresh_twice = sum(self.fresh[p] - 1 for p in set(payloads) if self.fresh[p] > 1)
-        return extra, extra - fresh_twice
+            for t, payload, dup in self.arrivals:
+                if t != topic:
+                    continue
+                if payload in seen:
+                    extra, by_broker = extra + 1, by_broker + dup
+                seen.add(payload)
+        return extra, by_broker
 
 
 def _assert_exactly_once(sub: RedeliveryCounter, n: int) -> None:
@@ -425,6 +430,37 @@ def test_a_message_written_into_a_lost_connection_is_sent_once(tmp_path, caplog)
         _assert_exactly_once(sub, 5)
         assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
         assert not [r for r in caplog.records if "not queued" in r.getMessage()]
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
+def test_a_released_message_is_not_published_again_after_a_long_outage(tmp_path):
+    """paho 2.2 puts in-flight messages in a "resend" state at every reconnect attempt, and a second attempt
+    (the broker still down) turns a QoS 2 message waiting to be released again (PUBREL) into a whole new
+    PUBLISH with DUP 0. When the broker had released it already (only its PUBCOMP was lost with the
+    connection) it takes that PUBLISH for a new message: the subscriber got the event twice (a copy of
+    mosquitto's own redelivery hid it as "by the broker"). Here the PUBCOMPs are lost on purpose."""
+    broker, sub = _broker_and_subscriber(tmp_path)
+    pub = _publisher(tmp_path, broker.port)
+    try:
+        pub.start()
+        assert pub.connected.wait(10)
+        handle = pub.client._handle_pubackcomp
+        pub.client._handle_pubackcomp = lambda cmd: mqtt.MQTT_ERR_SUCCESS if cmd == "PUBCOMP" else handle(cmd)
+        for seq in range(1, 6):
+            _event(pub, seq)
+        sub.wait_for(lambda: len(sub.on(EVENT)) >= 5, timeout=10, what="5 events released to the subscriber")
+        wait_until(lambda: all(m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in
+                               list(pub.client._out_messages.values())), 5, "5 events waiting for PUBCOMP")
+        broker.stop()
+        time.sleep(2.5)  # reconnect attempts every second meet a closed port
+        del pub.client._handle_pubackcomp
+        broker.start()
+        _drained(pub, 20)
+        _assert_exactly_once(sub, 5)
+        assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
     finally:
         pub.stop()
         sub.close()
