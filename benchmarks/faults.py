@@ -19,6 +19,7 @@ Scenarios (each counts events by ``boot_id``/``seq`` at a real subscriber):
 * ``soak``: the daemon on a looped clip for ``--soak-minutes``: RSS, fds and threads.
 
     .venv/bin/python benchmarks/faults.py --scenarios drain,broker-kill,throughput --qos 1,2
+    .venv/bin/python benchmarks/faults.py --scenarios drain --qos 2 --broker-conf 'max_inflight_messages 1000'
     .venv/bin/python benchmarks/faults.py --scenarios daemon-kill,full-disk,commands --soak-minutes 5
 """
 
@@ -294,6 +295,8 @@ def main() -> None:
     ap.add_argument("--autosave", default=",".join(AUTOSAVE), help=f"broker-kill persistence ({', '.join(AUTOSAVE)})")
     ap.add_argument("--daemon-kills", type=int, default=5)
     ap.add_argument("--sub-qos", type=int, default=2, choices=(1, 2), help="subscription QoS in the drain scenarios")
+    ap.add_argument("--broker-conf", default="", help="more mosquitto.conf lines for the drain scenarios, separated "
+                    "by ';' (e.g. 'max_inflight_messages 1000')")
     ap.add_argument("--soak-minutes", type=float, default=0, help="0: no soak")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-faults-"))
@@ -322,15 +325,18 @@ def main() -> None:
 def _drains(args: argparse.Namespace, wanted: list[str]) -> list[tuple[str, Drain]]:
     """(row name, run) of the drain scenarios asked for: SIGTERM stops, SIGKILLs per autosave, no fault."""
     n, k, sq = args.events, args.kills, args.sub_qos
+    conf = "".join(f"{line.strip()}\n" for line in args.broker_conf.split(";") if line.strip())
+    note = f", broker conf '{args.broker_conf}'" if conf else ""
     runs = []
     for qos in (int(q) for q in args.qos.split(",")):
         if "drain" in wanted:
-            runs.append((f"drain {n}, broker stopped {k}x (SIGTERM), QoS {qos}", Drain(n, k, qos=qos, sub_qos=sq)))
+            runs.append((f"drain {n}, broker stopped {k}x (SIGTERM), QoS {qos}{note}",
+                         Drain(n, k, qos=qos, sub_qos=sq, broker_conf=conf)))
         for save in args.autosave.split(",") if "broker-kill" in wanted else ():
-            runs.append((f"drain {n}, broker killed {k}x (SIGKILL), autosave {save}, QoS {qos}",
-                         Drain(n, k, signal.SIGKILL, qos, sq, AUTOSAVE[save])))
+            runs.append((f"drain {n}, broker killed {k}x (SIGKILL), autosave {save}, QoS {qos}{note}",
+                         Drain(n, k, signal.SIGKILL, qos, sq, AUTOSAVE[save] + conf)))
         if "throughput" in wanted:
-            runs.append((f"drain {n}, no fault, QoS {qos}", Drain(n, 0, qos=qos, sub_qos=sq)))
+            runs.append((f"drain {n}, no fault, QoS {qos}{note}", Drain(n, 0, qos=qos, sub_qos=sq, broker_conf=conf)))
     return runs
 
 

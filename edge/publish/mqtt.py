@@ -33,9 +33,11 @@ the DUP flag, or only the PUBREL once the broker had answered PUBREC; the broker
 holds the QoS 2 state of the session (in its persistence file across its own
 restarts) and drops the second copy. The daemon keeps at most the broker's
 ``Receive Maximum`` (CONNACK; mosquitto's ``max_inflight_messages``, 20 by
-default) messages unacknowledged: mosquitto refuses a QoS 2 PUBLISH beyond it
-(PUBREC 0x97, then drops an MQTT 3.1.1 connection; an MQTT 5 client that
-ignored it would lose the message). With a persistent session the command
+default) less one events unacknowledged, the last slot left to the status
+message and command replies (QoS 1, resent before the events after a
+reconnect): mosquitto refuses a PUBLISH beyond it (PUBREC/PUBACK 0x97) and
+drops the connection; an MQTT 5 client that ignored the refusal would lose the
+message. With a persistent session the command
 topic is subscribed at QoS 0, so the broker keeps no commands for a daemon that
 is away (a stale ``pause`` would otherwise arrive on reconnect).
 
@@ -383,6 +385,7 @@ class MqttPublisher:
             self._reaped_at_connect, self._stuck = self._reaped, False
             if self.persistent and self._session_at_connect(client, flags.session_present):
                 return  # a helper client ends this session; paho reconnects to a new one
+            self._acks_first(client)
             client.publish(self.topics.status, "online", qos=1, retain=True)
             if self.commands_enabled and self.on_command is not None:
                 client.subscribe(self.topics.cmd, qos=0 if self.persistent else 1)
@@ -464,27 +467,37 @@ class MqttPublisher:
         ``publish``, a PUBREL for each in ``resend_pubrel``. In the session being discarded a PUBREL would
         release whatever that session holds under the same packet id (an orphan of an older autosave, say) and
         its PUBCOMP would complete our message, undelivered; a PUBLISH would be dropped with the session anyway.
-        Each is put back in the state "sent, awaiting the answer" (``wait_for_pubcomp`` / ``wait_for_pubrec`` /
-        ``wait_for_puback``), which ``_handle_connack`` skips and which paho's ``_messages_reconnect_reset_out``
+        Each QoS 2 message is put back in the state "sent, awaiting the answer" (``wait_for_pubcomp`` /
+        ``wait_for_pubrec``), which ``_handle_connack`` skips and which paho's ``_messages_reconnect_reset_out``
         turns back into ``resend_pubrel`` / ``publish`` (DUP set) at the next connect; on the new session
         :meth:`_resend_whole` then makes every one a whole PUBLISH. Called in ``on_connect``, before that loop.
+        QoS 1 messages (status, command replies) still go: a PUBACK completes them whatever the session, and
+        one the old session refuses (0x97) is completed too, not carried over to crowd the new session.
 
         Returns:
             Messages held back.
         """
-        held = {mqtt.mqtt_ms_resend_pubrel: mqtt.mqtt_ms_wait_for_pubcomp}
-        held_by_qos = {1: mqtt.mqtt_ms_wait_for_puback, 2: mqtt.mqtt_ms_wait_for_pubrec}
+        held = {mqtt.mqtt_ms_resend_pubrel: mqtt.mqtt_ms_wait_for_pubcomp,
+                mqtt.mqtt_ms_publish: mqtt.mqtt_ms_wait_for_pubrec, mqtt.mqtt_ms_queued: mqtt.mqtt_ms_wait_for_pubrec}
         n = 0
         with client._out_message_mutex:
             for m in client._out_messages.values():
                 if m.qos == 2 and m.state in held:
-                    m.state = held[m.state]
-                elif m.qos in held_by_qos and m.state in (mqtt.mqtt_ms_publish, mqtt.mqtt_ms_queued):
-                    m.state = held_by_qos[m.qos]
-                else:
-                    continue
-                n += 1
+                    m.state, n = held[m.state], n + 1
         return n
+
+    @staticmethod
+    def _acks_first(client: mqtt.Client) -> None:
+        """Order paho's resend after CONNACK: QoS 0/1 messages (status, command replies) before the QoS 2 events.
+
+        mosquitto answers a QoS 1 PUBLISH at once, but holds a QoS 2 one until its PUBREL; behind as many QoS 2
+        messages as its quota, a QoS 1 message is refused (PUBACK 0x97) and the connection dropped. Measured
+        livelock (broker SIGKILLed during a drain): an older ``online`` still unacknowledged came 21st after 20
+        events, at every connect, so no connection ever completed anything.
+        """
+        with client._out_message_mutex:
+            for mid in [mid for mid, m in client._out_messages.items() if m.qos < 2]:
+                client._out_messages.move_to_end(mid, last=False)
 
     @staticmethod
     def _resend_whole(client: mqtt.Client) -> None:
@@ -579,7 +592,9 @@ class MqttPublisher:
     def _send_once(self) -> bool:
         """Reap acknowledged messages and hand the next batch to paho; False when idle."""
         self._reap()
-        room = min(self.window, self._quota) - len(self._inflight)
+        # one of the broker's slots stays free for the status message and command replies (QoS 1): mosquitto
+        # refuses a PUBLISH beyond its quota and drops the connection
+        room = min(self.window, max(1, self._quota - 1)) - len(self._inflight)
         if not self.connected.is_set() or room <= 0:
             return False
         batch = [m for m in self.outbox.peek(self._last_handed, room + len(self._inflight))
