@@ -467,6 +467,37 @@ def test_a_released_message_is_not_published_again_after_a_long_outage(tmp_path)
         broker.stop()
 
 
+def test_a_full_window_leaves_room_for_the_status_message(tmp_path, caplog):
+    """mosquitto holds a QoS 2 message until its PUBREL but answers QoS 1 at once; a QoS 1 message (the
+    retained ``online`` of each connect, a command reply) arriving while the session holds as many QoS 2
+    messages as its quota (20) is refused (PUBACK 0x97) and the connection dropped. With a full window of
+    events answered PUBREC but not released when the connection dropped, every reconnect's ``online`` was
+    refused: the session was taken for stuck and discarded (events sent again whole), and an ``online``
+    left unacknowledged came after the events at the next connect."""
+    broker, sub = _broker_and_subscriber(tmp_path)
+    pub = _publisher(tmp_path, broker.port)
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    try:
+        pub.start()
+        assert pub.connected.wait(10)
+        wait_until(lambda: not pub.client._out_messages, 5, "the first status message acknowledged")
+        pubrec = pub.client._handle_pubrec
+        pub.client._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # the broker's PUBRECs are lost: none released
+        _fill(pub, 500)
+        wait_until(lambda: len(pub._inflight) >= pub._quota - 1, 10, "a full window in flight")
+        time.sleep(0.3)  # the broker answered them all
+        pub.client._handle_pubrec = pubrec
+        pub._drop_connection()  # the session holds the window, unreleased; paho resends it after "online"
+        _drained(pub, 30)
+        _assert_exactly_once(sub, 500)
+        warnings = [r.getMessage() for r in caplog.records if "quota" in r.getMessage() or "progress" in r.getMessage()]
+        assert not warnings, warnings
+    finally:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
 def test_a_failed_on_connect_reconnects(tmp_path, caplog):
     """An exception in the connect callback leaves paho connected but the daemon not set up: the connection is
     dropped so that the next one sets it up (here the hook fails once; the second connect calls it again)."""
