@@ -28,6 +28,7 @@ pipeline's threads (:class:`edge.pipeline.parallel.ParallelRunner`).
 
     .venv/bin/python benchmarks/bench_pipeline.py [--frames 10000] [--runs 3] [--before REV] [--original REV]
                                                   [--every 1 5] [--detect-thread] [--model M] [--tta-flip]
+                                                  [--flip-margin X]
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def report(args, decode: list[float], n: int, samples: dict) -> None:
     from benchmarks.common import machine, span, table
 
     print(f"machine: {machine()}; clip: {n} frames of liveportrait_d18.mp4 (480x480 H.264); "
-          f"model: {args.model or 'default'}; tta_flip: {args.tta_flip}; {args.runs} rounds, "
+          f"model: {args.model or 'default'}; tta_flip: {args.tta_flip}; "
+          f"flip_margin: {'each tree sidecar' if args.flip_margin is None else args.flip_margin}; {args.runs} rounds, "
           f"median (min-max); before = this tree with {', '.join(args.paths)} of commit {args.before}"
           + (f"; original = commit {args.original}" if args.original else "") + "\n")
     rows = [["bare cv2.VideoCapture read loop", "-", span(decode, ".0f"), "1.000", "-", "-", "-", "-"]]
@@ -279,6 +281,8 @@ def main() -> None:
                     help="also run this tree with a detect thread at every setting ('after, detect thread')")
     ap.add_argument("--model", default=None, help="emotion .tflite (default: the shipped default)")
     ap.add_argument("--tta-flip", action="store_true", help="classifier.tta_flip: true (config.yaml otherwise)")
+    ap.add_argument("--flip-margin", type=float, default=None,
+                    help="classifier.flip_margin (default: each tree's model sidecar, as config.yaml)")
     args = ap.parse_args()
     import yaml
 
@@ -288,6 +292,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="edge-fer-bench-"))
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["classifier"]["tta_flip"] = args.tta_flip
+    cfg["classifier"].pop("flip_margin", None)  # the sidecar's; an --original tree's schema may not know the key
+    if args.flip_margin is not None:
+        cfg["classifier"]["flip_margin"] = args.flip_margin
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     model = ["--model", str(Path(args.model).resolve())] if args.model else []
     extra = ["--config", str(tmp / "config.yaml"), *model]

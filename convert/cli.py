@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.flip_margin <= 1:
         parser.error(f"--flip-margin must be in [0, 1], got {args.flip_margin}")
+    if args.tta_flip and args.flip_margin > 0:
+        parser.error("--flip-margin has no effect with --tta-flip (the flip is baked in for every face)")
     from edge.runtime import native_stderr_filtered
     from training.cli import TF_NOISE
 

@@ -19,6 +19,8 @@ if [ "$step" = all ]; then
       --init "$run/recovered.keras" --width 1.25 --lr 5e-4 --warmup-epochs 1 --erase 0.25 \
       --time-budget "$BUDGET_S" --epochs 3000 --patience 10000 --out "$run/fit"
 fi
+# --flip-margin 0.1: the gate chosen for the shipped fit on its validation split; for a new fit, choose it again with
+# `edge-fer-train evaluate --model RUN/ferplus_int8.tflite --val-of RUN/fit --flip-margin X` (ferplus_int8.md)
 .venv/bin/edge-fer-convert --keras "$run/fit/best.keras" --out "$run/ferplus_int8.tflite" --quantize int8 \
     --calib-data "$data/ferplus/FER2013Train" --calib-n 1000 --val-of "$run/fit" --parity-n 0 --flip-margin 0.1 \
     --dataset-name "FER+ FER2013Train vote distributions (contempt -> neutral); fine-tuned from the FER2013 model"

@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "evaluate" and not (args.data or args.val_of):
         parser.error("evaluate needs --data or --val-of")
+    if args.command == "evaluate" and args.flip_margin is not None and not 0 <= args.flip_margin <= 1:
+        parser.error(f"--flip-margin must be in [0, 1], got {args.flip_margin}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from edge.runtime import ModelError
     from training.data import DataError
@@ -379,7 +381,11 @@ def _evaluate(args) -> str:
 
 def format_report(report: dict) -> str:
     """Human-readable table of an evaluation report."""
-    lines = [f"n={report['n']}  accuracy={report['accuracy']:.4f}  macro_f1={report['macro_f1']:.4f}",
+    margin = report.get("flip_margin", 0.0)
+    flip = ("every face" if margin is None else "none (one pass)" if not margin
+            else f"faces under a margin of {margin:g}")
+    lines = [f"n={report['n']}  accuracy={report['accuracy']:.4f}  macro_f1={report['macro_f1']:.4f}  "
+             f"flip averaging: {flip}",
              f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
     for name, m in report["per_class"].items():
         lines.append(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['support']:>9d}")

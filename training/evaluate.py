@@ -8,6 +8,9 @@ path the daemon uses).
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +19,26 @@ from edge.runtime import ModelError
 from training.data import load_dataset
 
 
-def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2, tta_flip: bool = False,
-                  flip_margin: float | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Probabilities (N, C) and label names for preprocessed faces (N, 48, 48).
+@dataclass(frozen=True)
+class Predictions:
+    """A model's scores for a set of faces, and how they were computed.
+
+    Attributes:
+        probs: float32 (N, C) probabilities.
+        labels: The C class names.
+        flip_margin: Flip averaging applied: None = every face (``tta_flip`` or
+            a flip baked into the ``.tflite``), 0 = one pass, else the top-1
+            minus top-2 margin below which a face was mirrored too.
+    """
+
+    probs: np.ndarray
+    labels: tuple[str, ...]
+    flip_margin: float | None
+
+
+def predict(model_path: Path, x: np.ndarray, num_threads: int = 2, tta_flip: bool = False,
+            flip_margin: float | None = None) -> Predictions:
+    """Scores of a ``.tflite`` or ``.keras`` model for preprocessed faces.
 
     ``tta_flip`` averages the scores of each face and its mirror image: for a
     Keras model as ``edge-fer-convert --tta-flip`` bakes into a ``.tflite``,
@@ -28,9 +48,19 @@ def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2, tta_fli
     ``classifier.flip_margin``; None: a ``.tflite`` sidecar's value (the
     daemon's default), 0 for a Keras model.
 
+    Args:
+        model_path: ``.tflite`` or ``.keras`` / ``.h5`` file.
+        x: float32 (N, 48, 48) faces in [0, 1] from ``preprocess_face``.
+        num_threads: Interpreter threads (``.tflite``).
+        tta_flip: Always average face and mirror image.
+        flip_margin: Gate in [0, 1], or None (see above).
+
     Raises:
-        ModelError: missing file or unsupported extension.
+        ModelError: missing file, unsupported extension or a bad sidecar.
+        ValueError: ``flip_margin`` outside [0, 1].
     """
+    if flip_margin is not None and not 0 <= flip_margin <= 1:
+        raise ValueError(f"flip margin must be in [0, 1], got {flip_margin}")
     if not model_path.is_file():
         raise ModelError(f"model file not found: {model_path}")
     if model_path.suffix == ".tflite":
@@ -38,34 +68,39 @@ def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2, tta_fli
 
         clf = EmotionClassifier(model_path, num_threads=num_threads, max_batch=64, tta_flip=tta_flip,
                                 flip_margin=flip_margin)
-        return clf.predict_batch(x), clf.labels
+        baked = bool(clf.meta.get("tta_flip", False))
+        used = None if baked or clf.flip_margin == math.inf else clf.flip_margin
+        return Predictions(clf.predict_batch(x), clf.labels, used)
     if model_path.suffix in (".keras", ".h5"):
-        import keras
-
-        from edge.labels import labels_for_outputs
-        from training.models_flip import with_flip_tta
-
-        model = keras.models.load_model(model_path, compile=False)
-        labels = labels_for_outputs(int(model.output_shape[-1]))
-        if tta_flip:
-            model = with_flip_tta(model)
-        probs = model.predict(x[..., None], batch_size=256, verbose=0)
-        if flip_margin and not tta_flip:
-            from edge.classify.classifier import flip_gated
-
-            mirror = lambda rows: model.predict(x[rows, :, ::-1, None], batch_size=256, verbose=0)  # noqa: E731
-            probs = flip_gated(probs, flip_margin, mirror)
-        return probs, labels
+        return _keras_predictions(model_path, x, tta_flip, flip_margin or 0.0)
     raise ModelError(f"{model_path}: expected a .tflite or .keras model")
 
 
-def _flip_margin_used(model_path: Path, flip_margin: float | None) -> float:
-    """The flip margin :func:`predict_probs` applies: the given one, else a ``.tflite`` sidecar's, else 0."""
-    if flip_margin is not None or model_path.suffix != ".tflite":
-        return float(flip_margin or 0.0)
-    from edge.classify import EmotionClassifier
+def predict_probs(model_path: Path, x: np.ndarray, num_threads: int = 2, tta_flip: bool = False,
+                  flip_margin: float | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Probabilities (N, C) and label names: :func:`predict` without the flip-margin report."""
+    result = predict(model_path, x, num_threads, tta_flip, flip_margin)
+    return result.probs, result.labels
 
-    return EmotionClassifier(model_path).flip_margin
+
+def _keras_predictions(model_path: Path, x: np.ndarray, tta_flip: bool, flip_margin: float) -> Predictions:
+    import keras
+
+    from edge.classify.classifier import flip_gated
+    from edge.labels import labels_for_outputs
+    from training.models_flip import with_flip_tta
+
+    model = keras.models.load_model(model_path, compile=False)
+    labels = labels_for_outputs(int(model.output_shape[-1]))
+    if tta_flip:
+        return Predictions(_keras_predict(with_flip_tta(model), x), labels, None)
+    probs = flip_gated(_keras_predict(model, x), flip_margin, x, partial(_keras_predict, model))
+    return Predictions(probs, labels, flip_margin)
+
+
+def _keras_predict(model, faces: np.ndarray) -> np.ndarray:
+    """float32 (N, C) scores of a Keras model for faces (N, 48, 48)."""
+    return model.predict(faces[..., None], batch_size=256, verbose=0)
 
 
 def metrics_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
@@ -115,12 +150,13 @@ def evaluate_path(model: str | Path, data: str | Path, *, layout: str = "auto", 
         dataset = load_dataset(data, layout, cache_dir=cache_dir, usage=usage, ferplus_mode="majority",
                                contempt=contempt, crop=crop)
     ds = dataset
-    probs, model_labels = predict_probs(Path(model), ds.x, tta_flip=tta_flip, flip_margin=flip_margin)
+    result = predict(Path(model), ds.x, tta_flip=tta_flip, flip_margin=flip_margin)
+    probs, model_labels = result.probs, result.labels
     y_true = [ds.labels[i] for i in ds.hard_labels]
     y_pred = [model_labels[i] for i in probs.argmax(1)]
     labels = list(dict.fromkeys([*model_labels, *ds.labels]))
     report = {"model": str(model), "data": str(data), "tta_flip": tta_flip,
-              "flip_margin": None if tta_flip else _flip_margin_used(Path(model), flip_margin),
+              "flip_margin": result.flip_margin,
               **metrics_report(y_true, y_pred, labels), "skipped_images": ds.skipped}
     if out_dir:
         from training.plots import plot_confusion

@@ -25,28 +25,35 @@ from edge.types import Detection, EmotionScores
 DEFAULT_MODEL = resolve_model(None)
 
 
-def flip_gated(probs: np.ndarray, margin: float, mirrored: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def top2_margin(probs: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 probability of every row: float32 (N,) for probabilities (N, C), C >= 2."""
+    top2 = np.partition(probs, -2, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+def flip_gated(probs: np.ndarray, margin: float, faces: np.ndarray,
+               predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Confidence-gated flip averaging: unsure rows get the mean of their and their mirror image's scores.
 
     Horizontal-flip test-time augmentation (Krizhevsky et al., 2012) spent
-    only where the single pass is unsure: rows whose top-1 minus top-2
-    probability is below ``margin``.
+    where the single pass is in doubt: rows whose top-1 minus top-2
+    probability (:func:`top2_margin`) is below ``margin``.
 
     Args:
-        probs: float32 (N, C) single-pass probabilities; changed in place and returned.
+        probs: float32 (N, C) single-pass probabilities of ``faces``; changed in place and returned.
         margin: Probability margin in [0, 1]; 0 leaves every row as it is.
-        mirrored: Called once with the int64 indices of the unsure rows; returns
-            the probabilities of those faces' mirror images, float32 (K, C).
+        faces: The model inputs (N, 48, 48) that gave ``probs`` (any dtype ``predict`` takes).
+        predict: Probabilities (K, C) of model inputs (K, 48, 48); called once, with
+            the mirror images of the unsure faces (a contiguous copy).
 
     Returns:
         ``probs``, with the unsure rows averaged.
     """
     if margin <= 0 or probs.shape[1] < 2 or len(probs) == 0:
         return probs
-    top2 = np.partition(probs, -2, axis=1)[:, -2:]
-    unsure = np.flatnonzero(top2[:, 1] - top2[:, 0] < margin)
+    unsure = np.flatnonzero(top2_margin(probs) < margin)
     if unsure.size:
-        probs[unsure] = (probs[unsure] + mirrored(unsure)) / 2
+        probs[unsure] = (probs[unsure] + predict(np.ascontiguousarray(faces[unsure, :, ::-1]))) / 2
     return probs
 
 
@@ -68,6 +75,14 @@ class EmotionClassifier:
 
     One interpreter is kept per power-of-two batch size seen (1, 2, 4, 8),
     so a steady number of faces never re-allocates tensors.
+
+    Attributes:
+        labels: Class names of the model's outputs (sidecar ``labels``, else ``EMOTIONS``).
+        margin: Face-crop margin used by :meth:`crop` / :meth:`grey_batch`.
+        tta_flip: Every face is also classified as its mirror image.
+        flip_margin: The gate applied: ``inf`` with ``tta_flip`` (always), 0 for
+            one pass (and for a model with the flip baked in), else the
+            top-1 minus top-2 margin below which a face is mirrored too.
     """
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int = 1, max_batch: int = 8,
@@ -107,13 +122,13 @@ class EmotionClassifier:
             raise ModelError(f"{self.path}: expected input (N, {INPUT_SIZE}, {INPUT_SIZE}, 1), got {shape}")
         self.meta = self._read_sidecar()
         self.labels: tuple[str, ...] = tuple(self.meta.get("labels", EMOTIONS))
-        self.margin = margin if margin is not None else float(self.meta.get("crop_margin", DEFAULT_CROP_MARGIN))
+        self.margin = margin if margin is not None else self._sidecar_fraction("crop_margin", DEFAULT_CROP_MARGIN)
         self.in_scale, self.in_zero = first.inp["quantization"]
         self.out_scale, self.out_zero = first.out["quantization"]
         self.input_dtype = first.inp["dtype"]
         baked = bool(self.meta.get("tta_flip", False))
         self.tta_flip = bool(tta_flip) and not baked
-        gate = float(self.meta.get("flip_margin", 0.0)) if flip_margin is None else float(flip_margin)
+        gate = self._sidecar_fraction("flip_margin", 0.0) if flip_margin is None else float(flip_margin)
         self.flip_margin = 0.0 if baked else math.inf if self.tta_flip else max(0.0, gate)
         # grey byte -> model input value: _quantise of each of the 256 values preprocess_face can give,
         # so predict_grey(g) == predict_batch(g * float32(1/255)) bit for bit
@@ -127,6 +142,13 @@ class EmotionClassifier:
             return json.loads(side.read_text())
         except json.JSONDecodeError as exc:
             raise ModelError(f"{side}: invalid JSON sidecar ({exc.msg})") from exc
+
+    def _sidecar_fraction(self, key: str, default: float) -> float:
+        """A number in [0, 1] from the sidecar, or ``default`` when absent. Raises ``ModelError`` otherwise."""
+        value = self.meta.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ModelError(f"{self.path.with_suffix('.json')}: {key} must be a number in [0, 1], got {value!r}")
+        return float(value)
 
     def _runner(self, batch: int) -> _Runner:
         if batch not in self._runners:
@@ -186,8 +208,7 @@ class EmotionClassifier:
         if self.flip_margin == math.inf:
             probs = self._invoke_input(np.concatenate([inputs, inputs[:, :, ::-1]]))  # one invocation of 2N
             return (probs[:len(inputs)] + probs[len(inputs):]) / 2
-        mirror = lambda rows: self._invoke_input(np.ascontiguousarray(inputs[rows, :, ::-1]))  # noqa: E731
-        return flip_gated(self._invoke_input(inputs), self.flip_margin, mirror)
+        return flip_gated(self._invoke_input(inputs), self.flip_margin, inputs, self._invoke_input)
 
     def predict_grey(self, grey: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities for uint8 grey faces, as ``predict_batch(grey * float32(1/255))``, bit for bit.

@@ -63,6 +63,12 @@ CASES = [
      "not found"),
     ("convert-not-keras", "edge-fer-convert", ["--keras", "TMP/notes.mp4", "--out", "TMP/x.tflite"], 3,
      "cannot convert"),
+    ("evaluate-bad-flip-margin", "edge-fer-train", ["evaluate", "--model", "edge/models/ferplus_int8.tflite",
+                                                    "--data", "TMP", "--flip-margin", "nan"], 2, "[0, 1]"),
+    ("convert-bad-flip-margin", "edge-fer-convert", ["--keras", "x.keras", "--out", "x.tflite",
+                                                     "--flip-margin", "1.5"], 2, "[0, 1]"),
+    ("convert-flip-margin-with-baked-flip", "edge-fer-convert", ["--keras", "x.keras", "--out", "x.tflite",
+                                                                 "--tta-flip", "--flip-margin", "0.1"], 2, "no effect"),
 ]
 
 

@@ -52,11 +52,7 @@ def test_batched_and_single_invocations_agree(clf, fer2013):
 
 
 def test_flip_tta_is_the_mean_of_face_and_mirror_scores(fer2013, tmp_path):
-    from edge.preprocess import preprocess_face
-    from training.data import read_image
-
-    files = [sorted((fer2013 / "test" / e).iterdir())[1] for e in EMOTIONS]
-    x = np.stack([preprocess_face(read_image(f)) for f in files])
+    x = _real_faces(fer2013, 1, start=1)
     mirrored = x[:, :, ::-1].copy()
     one_pass = EmotionClassifier(flip_margin=0)
     plain, plain_mirrored = one_pass.predict_batch(x), one_pass.predict_batch(mirrored)
@@ -73,27 +69,29 @@ def test_flip_tta_is_the_mean_of_face_and_mirror_scores(fer2013, tmp_path):
     assert EmotionClassifier(baked, flip_margin=0.5).flip_margin == 0
 
 
-def _real_faces(fer2013, per_class: int) -> np.ndarray:
+def _real_faces(fer2013, per_class: int, start: int = 0) -> np.ndarray:
+    """float32 (7 * per_class, 48, 48): FER2013 test faces ``start..`` of every emotion, preprocessed."""
     from edge.preprocess import preprocess_face
     from training.data import read_image
 
-    files = [f for e in EMOTIONS for f in sorted((fer2013 / "test" / e).iterdir())[:per_class]]
+    files = [f for e in EMOTIONS for f in sorted((fer2013 / "test" / e).iterdir())[start:start + per_class]]
     return np.stack([preprocess_face(read_image(f)) for f in files])
 
 
 def test_flip_margin_mirrors_only_the_unsure_faces(fer2013):
     """Confidence-gated flip: rows under the top-1 minus top-2 margin get the flip mean, the others stay one pass."""
+    from edge.classify.classifier import top2_margin
+
     x = _real_faces(fer2013, 12)
     plain = EmotionClassifier(flip_margin=0).predict_batch(x)
     both = EmotionClassifier(tta_flip=True).predict_batch(x)
-    top2 = np.sort(plain, axis=1)[:, -2:]
-    unsure = top2[:, 1] - top2[:, 0] < 0.3
+    unsure = top2_margin(plain) < 0.3
     assert 0 < unsure.sum() < len(x)  # real faces: some sure, some not
     gated = EmotionClassifier(flip_margin=0.3)
     for batch in (None, 5):  # chunks of 8 or of 5 faces
         probs = gated.predict_batch(x, batch_size=batch)
         assert np.array_equal(probs[~unsure], plain[~unsure])
-        assert np.allclose(probs[unsure], both[unsure], atol=1e-6)
+        assert np.array_equal(probs[unsure], both[unsure])  # int8: every sample computed alike
     from edge.preprocess import INPUT_SIZE
 
     grey = np.rint(x * 255).astype(np.uint8).reshape(-1, INPUT_SIZE, INPUT_SIZE)
@@ -110,6 +108,10 @@ def test_flip_margin_comes_from_the_sidecar(tmp_path):
     bare = tmp_path / "bare.tflite"
     bare.write_bytes(DEFAULT_MODEL.read_bytes())  # no sidecar: one pass
     assert EmotionClassifier(bare).flip_margin == 0
+    for bad in (None, "0.1", -0.5, 2, True):  # a broken sidecar is a model error, not a traceback
+        bare.with_suffix(".json").write_text(json.dumps({"flip_margin": bad}))
+        with pytest.raises(ModelError, match="flip_margin must be a number"):
+            EmotionClassifier(bare)
 
 
 def test_model_beats_chance_on_real_test_faces(clf, fer2013):

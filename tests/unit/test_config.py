@@ -60,6 +60,21 @@ def test_classifier_settings_reach_the_classifier():
     assert not build_classifier(load_config(ROOT_CONFIG)).tta_flip
 
 
+def test_flip_margin_setting_reaches_the_classifier():
+    """classifier.flip_margin: null = the model's sidecar (ferplus 0.1), a number overrides it, bounds enforced."""
+    from edge.pipeline.factory import build_classifier
+
+    def clf(**section):
+        return build_classifier(load_config(ROOT_CONFIG, {"classifier": {"model": "ferplus", **section}}))
+
+    assert clf().flip_margin == 0.1
+    assert clf(flip_margin=0).flip_margin == 0 and clf(flip_margin=0.3).flip_margin == 0.3
+    assert clf(tta_flip=True).flip_margin == float("inf")
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="flip_margin"):
+            load_config(ROOT_CONFIG, {"classifier": {"flip_margin": bad}})
+
+
 def _problems(tmp_path, text: str, overrides: dict | None = None) -> str:
     p = tmp_path / "c.yaml"
     p.write_text(text)
