@@ -242,6 +242,7 @@ class Service:
             self.metrics.mqtt_connected.set(1 if self.publisher.connected.is_set() else 0)
             self.metrics.mqtt_queued.set(self.publisher.queued)
             self.metrics.sync_dropped(self.publisher.outbox.dropped)
+            self.metrics.sync_refusals(self.publisher.refusals)
             if self.web_state is not None:
                 self.web_state.mqtt_status(self.publisher.connected.is_set(), self.publisher.queued)
 

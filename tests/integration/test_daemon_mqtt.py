@@ -1,5 +1,6 @@
 """The daemon against a real mosquitto on 127.0.0.1, checked by a real MQTT subscriber."""
 
+import getpass
 import json
 import signal
 import time
@@ -146,3 +147,27 @@ def test_events_queued_while_broker_is_down_survive_a_daemon_restart(d19, tmp_pa
     finally:
         kill_daemon(proc)
         broker.stop()
+
+
+def test_a_topic_the_broker_refuses_is_counted_in_the_metrics(d19, tmp_path):
+    """The broker's ACL refuses the event topic (MQTT 5 reason 0x87): the daemon keeps running, drops those events
+    and counts them in edge_fer_mqtt_refusals_total{reason="0x87",outcome="dropped"}; status still arrives."""
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite {STATUS}\ntopic readwrite {STATE}\ntopic readwrite edge-fer/t1/reply/#\n"
+                   "topic read #\n")
+    broker = Mosquitto(tmp_path)
+    # stays root: mosquitto started as root switches to user mosquitto, who cannot read pytest's private tmp
+    broker.conf.write_text(broker.conf.read_text() + f"acl_file {acl}\nuser {getpass.getuser()}\n")
+    with broker:
+        cfg, mport = write_config(tmp_path, broker.port, str(d19))
+        proc = start_daemon(cfg, tmp_path / "daemon.log")
+        sub = Subscriber(broker.port)
+        try:
+            sub.wait_for(lambda: sub.on(STATUS)[-1:] == [b"online"], what="online")
+            key = 'edge_fer_mqtt_refusals_total{outcome="dropped",reason="0x87"}'
+            assert wait_metric(mport, key, lambda v: v >= 1, timeout=30) >= 1
+            assert proc.poll() is None and not sub.on(EVENT)
+            assert scrape(mport)['edge_fer_mqtt_refusals_total{outcome="resent",reason="0x97"}'] == 0
+        finally:
+            kill_daemon(proc)
+            sub.close()
