@@ -97,7 +97,7 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _parse(payload: bytes, policy: CommandPolicy) -> tuple[dict | None, CommandResult | None]:
+def _parse(payload: bytes | bytearray, policy: CommandPolicy) -> tuple[dict | None, CommandResult | None]:
     if len(payload) > policy.max_bytes:
         return None, _fail({"id": None, "cmd": None}, "too_large",
                            f"payload of {len(payload)} bytes is over the {policy.max_bytes}-byte limit")
@@ -121,7 +121,8 @@ def _token_ok(msg: dict, token: str | None) -> bool:
     return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
 
 
-def handle_command(payload: bytes, targets: CommandTargets, policy: CommandPolicy = CommandPolicy()) -> CommandResult:
+def handle_command(payload: bytes | bytearray, targets: CommandTargets,
+                   policy: CommandPolicy = CommandPolicy()) -> CommandResult:
     """Check, parse and run one command; never raises for bad input.
 
     Args:

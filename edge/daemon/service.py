@@ -163,7 +163,7 @@ class Service:
         pub.on_connected = self._on_mqtt_connected
         return pub
 
-    def _command(self, payload: bytes, targets: CommandTargets, policy: CommandPolicy) -> dict:
+    def _command(self, payload: bytes | bytearray, targets: CommandTargets, policy: CommandPolicy) -> dict:
         result = handle_command(payload, targets, policy)
         if result.rejected:
             self.metrics.commands_rejected.labels(result.rejected).inc()

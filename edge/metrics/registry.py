@@ -52,7 +52,7 @@ class Metrics:
                                          ["reason"], registry=r)
         self.thread_restarts = Counter("edge_fer_thread_restarts", "Worker threads restarted after they ended "
                                        "unexpectedly", ["thread"], registry=r)
-        self.mqtt_refusals = Counter("edge_fer_mqtt_refusals", "Published MQTT messages the broker refused "
+        self.mqtt_refusals = Counter("edge_fer_mqtt_refusals", "Published events (outbox rows) the broker refused "
                                      "(MQTT 5 PUBREC/PUBACK/PUBCOMP reason >= 0x80), by reason code and outcome "
                                      "(resent: kept and sent again; dropped: removed from the outbox)",
                                      ["reason", "outcome"], registry=r)
@@ -63,7 +63,18 @@ class Metrics:
 
     def init_series(self, sources: list[str], event_types: tuple[str, ...] = (), drop_reasons: tuple[str, ...] = (),
                     reject_reasons: tuple[str, ...] = (), threads: tuple[str, ...] = ()) -> None:
-        """Create every labelled series at 0, so that each is exported from the start (not at its first increase)."""
+        """Create every labelled series at 0, so that each is exported from the start (not at its first increase).
+
+        Args:
+            sources: Source names (per-source series).
+            event_types: Event types of ``edge_fer_events_published_total``.
+            drop_reasons: Reasons of ``edge_fer_events_dropped_total``.
+            reject_reasons: Reasons of ``edge_fer_commands_rejected_total``.
+            threads: Worker names of ``edge_fer_thread_restarts_total``.
+
+        The common MQTT refusals (``0x97`` resent, ``0x87`` dropped) of ``edge_fer_mqtt_refusals_total`` are
+        created too; other reason codes appear at their first occurrence.
+        """
         for name in sources:
             for metric in (self.frames_processed, self.frames_dropped, self.frame_errors, self.faces_detected,
                            self.source_reconnects, self.source_up, self.tracks_active):

@@ -88,7 +88,7 @@ from edge.publish.topics import Topics
 
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[bytes], dict]
+CommandHandler = Callable[[bytes | bytearray], dict]  # a bytearray for packets of LEAN_PUBLISH_BYTES or more
 #: Seconds between two log lines of the same connection problem.
 PROBLEM_LOG_EVERY_S = 60.0
 #: Seconds the broker keeps the daemon's session (QoS 2 state) while the daemon is away (MQTT 5 property
@@ -107,6 +107,9 @@ TRANSIENT_REFUSALS = frozenset({QUOTA_EXCEEDED, 0x83})
 #: Incoming PUBLISH packets of at least this many bytes are decoded without copying their payload
 #: (:meth:`MqttPublisher._lean_publish`); smaller ones take paho's own path.
 LEAN_PUBLISH_BYTES = 64 * 1024
+#: PUBCOMP reason "Packet Identifier not found" (MQTT 5 section 3.7.2.1): the answer to a PUBREL the broker had
+#: already completed before a reconnect, so the message was delivered (only PUBCOMP carries this code).
+PACKET_ID_NOT_FOUND = 0x92
 #: Consecutive failed session discards after which the previous session is resumed instead.
 DISCARD_ATTEMPTS = 3
 #: Outcomes of a refusal (``edge_fer_mqtt_refusals_total{outcome}``): kept and sent again, or dropped from the outbox.
@@ -127,7 +130,14 @@ class Refusal:
 
     @classmethod
     def of(cls, code: int) -> Refusal:
-        """The refusal for reason ``code``, its outcome decided by :data:`TRANSIENT_REFUSALS`."""
+        """The refusal for an MQTT 5 reason code, its outcome decided by :data:`TRANSIENT_REFUSALS`.
+
+        Args:
+            code: Reason code >= 0x80 of a PUBREC, PUBACK or PUBCOMP.
+
+        Returns:
+            ``Refusal("0x97", "resent")`` for a transient refusal, ``Refusal("0x87", "dropped")`` style otherwise.
+        """
         return cls(f"0x{code:02x}", RESENT if code in TRANSIENT_REFUSALS else DROPPED)
 
 
@@ -148,6 +158,41 @@ def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc.reason or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _lean_message(header: int, packet: bytearray) -> mqtt.MQTTMessage:
+    """A QoS 0/1 MQTT 5 PUBLISH (section 3.3) whose payload is ``packet`` itself, its header cut off in place.
+
+    Args:
+        header: The fixed header's first byte (DUP 0x08, QoS 0x06, RETAIN 0x01).
+        packet: The variable header and payload as received; shortened in place to the payload.
+
+    Returns:
+        The message; its ``payload`` is the ``bytearray`` (bytes-like, not hashable).
+
+    Raises:
+        paho.mqtt._packet.MalformedPacket: lengths that run past the packet or undecodable properties (as
+            paho's own decoder, so paho's network loop drops the connection instead of dying).
+    """
+    qos, mid, props = (header & 0x06) >> 1, 0, Properties(PacketTypes.PUBLISH)
+    try:
+        with memoryview(packet) as view:  # released before the bytearray is cut (no resize while exported)
+            end = 2 + int.from_bytes(view[:2], "big")
+            topic = bytes(view[2:end])
+            if qos:
+                mid, end = int.from_bytes(view[end:end + 2], "big"), end + 2
+            size, size_len = VariableByteIntegers.decode(bytes(view[end:end + 4]))
+            if end + size_len + size > len(packet):
+                raise ValueError("PUBLISH header runs past the packet")
+            props.unpack(bytes(view[end:end + size_len + size]))
+    except (*_packet.DECODE_ERRORS, TypeError) as exc:
+        raise _packet.MalformedPacket(f"malformed PUBLISH: {exc}") from exc
+    del packet[:end + size_len + size]
+    message = mqtt.MQTTMessage(mid=mid, topic=topic)
+    message.dup, message.qos, message.retain = bool(header & 0x08), qos, bool(header & 0x01)
+    message.properties, message.payload = props, packet  # type: ignore[assignment]  # bytes-like, not copied
+    message.timestamp = time.monotonic()
+    return message
 
 
 class MqttPublisher:
@@ -268,36 +313,22 @@ class MqttPublisher:
         five daemon runs), kept by glibc afterwards (RSS +0.2-9.9 MB). From :data:`LEAN_PUBLISH_BYTES` on,
         the header is parsed through a ``memoryview`` and cut off the received ``bytearray`` in place (CPython
         drops a bytearray's head without moving it); that bytearray is the message payload (``bytes``-like:
-        ``len``, ``decode``, slicing). Dispatch (``on_message``, PUBACK, PUBREC) is paho's ``_handle_publish``'s.
-        MQTT 5 only (this client's protocol).
+        ``len``, ``decode``, slicing; not hashable). Dispatch (``on_message``, PUBACK) as paho's
+        ``_handle_publish``; QoS 2 (commands are subscribed at QoS 0/1), QoS 3 and small packets take paho's own
+        path. A malformed packet raises paho's ``MalformedPacket``, as paho's decoder does. MQTT 5 only.
         """
         plain = client._handle_publish
 
         def handle_publish() -> mqtt.MQTTErrorCode:
             header, packet = client._in_packet["command"], client._in_packet["packet"]
-            if len(packet) < LEAN_PUBLISH_BYTES or client._protocol != mqtt.MQTTv5:
-                return plain()
-            qos, mid, props = (header & 0x06) >> 1, 0, Properties(PacketTypes.PUBLISH)
-            with memoryview(packet) as view:  # released before the bytearray is cut (no resize while exported)
-                end = 2 + int.from_bytes(view[:2], "big")
-                topic = bytes(view[2:end])
-                if qos:
-                    mid, end = int.from_bytes(view[end:end + 2], "big"), end + 2
-                size, size_len = VariableByteIntegers.decode(bytes(view[end:end + 4]))
-                props.unpack(bytes(view[end:end + size_len + size]))
-            del packet[:end + size_len + size]
-            message = mqtt.MQTTMessage(mid=mid, topic=topic)
-            message.dup, message.qos, message.retain = bool(header & 0x08), qos, bool(header & 0x01)
-            message.properties, message.payload = props, packet  # type: ignore[assignment]  # bytes-like, not copied
-            message.timestamp = time.monotonic()
-            if qos < 2:
-                client._handle_on_message(message)
-                return mqtt.MQTT_ERR_SUCCESS if qos == 0 or client._manual_ack else client._send_puback(message.mid)
-            rc = client._send_pubrec(message.mid)
-            message.state = mqtt.mqtt_ms_wait_for_pubrel
-            with client._in_message_mutex:
-                client._in_messages[message.mid] = message
-            return rc
+            qos = (header & 0x06) >> 1
+            if len(packet) < LEAN_PUBLISH_BYTES or qos == 2 or client._protocol != mqtt.MQTTv5:
+                return plain()  # QoS 2 (never subscribed to) and QoS 3 (malformed) take paho's path
+            message = _lean_message(header, packet)
+            client._easy_log(mqtt.MQTT_LOG_DEBUG, "Received PUBLISH (d%d, q%d, r%d, m%d), '%s', ...  (%d bytes)",
+                             message.dup, qos, message.retain, message.mid, message.topic, len(packet))
+            client._handle_on_message(message)
+            return mqtt.MQTT_ERR_SUCCESS if qos == 0 or client._manual_ack else client._send_puback(message.mid)
 
         client._handle_publish = handle_publish  # type: ignore[method-assign]
 
@@ -314,6 +345,10 @@ class MqttPublisher:
         plain = client._handle_pubrec
 
         def handle_pubrec() -> mqtt.MQTTErrorCode:
+            if self._discarding.is_set():
+                # a PUBLISH written just before CONNACK into the session being ended: no PUBREL there (it could
+                # release an orphan under the same id); the message stays unanswered and goes whole to the new one
+                return mqtt.MQTT_ERR_SUCCESS
             packet = client._in_packet
             result = _packet.decode_pubrec(packet["command"], packet["packet"], client._protocol)
             reason = result.reason
@@ -495,9 +530,9 @@ class MqttPublisher:
         livelock (broker SIGKILLed during a drain): an older ``online`` still unacknowledged came 21st after 20
         events, at every connect, so no connection ever completed anything.
         """
-        with client._out_message_mutex:
-            for mid in [mid for mid, m in client._out_messages.items() if m.qos < 2]:
-                client._out_messages.move_to_end(mid, last=False)
+        with client._out_message_mutex:  # QoS 2 to the back: both groups keep their order (events by seq)
+            for mid in [mid for mid, m in client._out_messages.items() if m.qos == 2]:
+                client._out_messages.move_to_end(mid)
 
     @staticmethod
     def _resend_whole(client: mqtt.Client) -> None:
@@ -555,7 +590,10 @@ class MqttPublisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._refusals_lock:  # the latest outcome of this packet id only (ids are reused)
             self._refusals.pop(mid, None)
-        if reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised): see _reap
+        if reason_code.value == PACKET_ID_NOT_FOUND:
+            # PUBCOMP 0x92 answers a PUBREL the broker had already completed (MQTT 5 section 4.3.3): delivered
+            log.info("MQTT broker %s had already completed message %d (PUBCOMP 0x92)", self.address, mid)
+        elif reason_code.is_failure:  # MQTT 5 PUBACK/PUBCOMP refusal (e.g. not authorised): see _reap
             self._stuck = self._stuck or reason_code.value == QUOTA_EXCEEDED
             with self._refusals_lock:
                 self._refusals[mid] = reason_code.value

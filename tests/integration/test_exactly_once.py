@@ -191,7 +191,13 @@ def _leave_orphans(port: int, client_id: str, n: int) -> None:
     the broker-side state a SIGKILLed mosquitto restores from an older autosave (packet ids the daemon
     has since finished)."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # type: ignore[method-assign]  # never sends PUBREL
+    pubrecs = [0]
+
+    def swallow_pubrec() -> mqtt.MQTTErrorCode:  # never sends PUBREL: the orphans stay unreleased
+        pubrecs[0] += 1
+        return mqtt.MQTT_ERR_SUCCESS
+
+    c._handle_pubrec = swallow_pubrec  # type: ignore[method-assign]
     c._last_mid = 30_000  # packet ids far from the daemon's (1, 2, ...): a killed broker's stale ids are old ones
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
@@ -348,7 +354,13 @@ def _stale_session(port: int, client_id: str, mids: list[int]) -> None:
     new persistent one is left holding an orphan, answered PUBREC and never released, under each of ``mids``:
     the daemon's own packet ids, now naming other messages."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # type: ignore[method-assign]  # never sends PUBREL
+    pubrecs = [0]
+
+    def swallow_pubrec() -> mqtt.MQTTErrorCode:  # never sends PUBREL: the orphans stay unreleased
+        pubrecs[0] += 1
+        return mqtt.MQTT_ERR_SUCCESS
+
+    c._handle_pubrec = swallow_pubrec  # type: ignore[method-assign]
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     c.connect("127.0.0.1", port, 5, clean_start=True, properties=props)
@@ -357,7 +369,7 @@ def _stale_session(port: int, client_id: str, mids: list[int]) -> None:
     for mid in mids:
         c._last_mid = mid - 1  # paho takes the next id: exactly the daemon's
         assert c.publish("edge-fer/t1/orphan", b"orphan %d" % mid, qos=2).mid == mid
-    time.sleep(0.5)
+    wait_until(lambda: pubrecs[0] >= len(mids), 5, "the broker holding every orphan (PUBREC)")
     c.disconnect()
     c.loop_stop()
 
@@ -385,14 +397,14 @@ def test_nothing_is_sent_into_a_session_being_discarded(tmp_path, caplog):
             m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in list(pub.client._out_messages.values())), 10,
             "5 events answered PUBREC")
         mids = sorted(info.mid for info in pub._inflight.values())
-        pub.client.reconnect_delay_set(3, 3)  # the daemon waits while the broker's state changes under it
+        pub.client.reconnect_delay_set(10, 10)  # the daemon waits while the broker's state changes under it
         discard = pub._discard_session
         pub._discard_session = lambda: (time.sleep(0.5), discard())  # a helper as slow as a TLS handshake far away
         t0 = time.monotonic()
         _stale_session(broker.port, "edge-fer-t1", mids)  # takes the connection over: lost, nothing completed
         del pub.client._send_pubrel
-        assert time.monotonic() - t0 < 2.5 and not pub.connected.is_set(), "reconnected before the state changed"
-        _drained(pub, 20)
+        assert time.monotonic() - t0 < 8 and not pub.connected.is_set(), "reconnected before the state changed"
+        _drained(pub, 30)
         messages = [r.getMessage() for r in caplog.records]
         assert any("nothing completed" in m for m in messages), messages
         assert any("ending it and starting a new one" in m for m in messages), messages
@@ -481,11 +493,16 @@ def test_a_full_window_leaves_room_for_the_status_message(tmp_path, caplog):
         pub.start()
         assert pub.connected.wait(10)
         wait_until(lambda: not pub.client._out_messages, 5, "the first status message acknowledged")
-        pubrec = pub.client._handle_pubrec
-        pub.client._handle_pubrec = lambda: mqtt.MQTT_ERR_SUCCESS  # the broker's PUBRECs are lost: none released
+        pubrec, lost = pub.client._handle_pubrec, [0]
+
+        def lose_pubrec() -> mqtt.MQTTErrorCode:  # the broker's PUBRECs are lost: none released
+            lost[0] += 1
+            return mqtt.MQTT_ERR_SUCCESS
+
+        pub.client._handle_pubrec = lose_pubrec  # type: ignore[method-assign]
         _fill(pub, 500)
         wait_until(lambda: len(pub._inflight) >= pub._quota - 1, 10, "a full window in flight")
-        time.sleep(0.3)  # the broker answered them all
+        wait_until(lambda: lost[0] >= len(pub._inflight), 10, "the broker holding the whole window (PUBREC)")
         pub.client._handle_pubrec = pubrec
         pub._drop_connection()  # the session holds the window, unreleased; paho resends it after "online"
         _drained(pub, 30)
@@ -520,3 +537,27 @@ def test_a_failed_on_connect_reconnects(tmp_path, caplog):
     finally:
         pub.stop()
         broker.stop()
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_messages_resent_after_a_reconnect_keep_their_order(mosquitto, tmp_path, qos):
+    """Events whose PUBLISH was lost on the wire are resent after the reconnect in seq order (QoS 1 and 2; QoS 0/1
+    status and replies go before QoS 2 events, each group in its own order), so a subscriber's gap rule holds."""
+    sub = Subscriber(mosquitto.port, qos=qos)
+    pub = _publisher(tmp_path, mosquitto.port, qos=qos)
+    try:
+        pub.start()
+        assert pub.connected.wait(10)
+        wait_until(lambda: not pub.client._out_messages, 5, "online acknowledged")
+        pub.client._send_publish = lambda *a, **k: mqtt.MQTT_ERR_SUCCESS  # the PUBLISHes never leave
+        _fill(pub, 10, qos=qos)
+        pub._wake.set()
+        wait_until(lambda: len(pub._inflight) == 10, 5, "10 events handed to paho")
+        del pub.client._send_publish  # paho's own again
+        pub._drop_connection()
+        _drained(pub, 20)
+        sub.wait_for(lambda: len(sub.on(EVENT)) >= 10, timeout=10, what="10 events")
+        assert [e["seq"] for e in sub.json_on(EVENT)] == list(range(1, 11))
+    finally:
+        pub.stop()
+        sub.close()

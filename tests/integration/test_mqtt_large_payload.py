@@ -37,11 +37,13 @@ def test_large_and_small_commands_arrive_intact(mosquitto, tmp_path, qos):
     pub = MqttPublisher(MQTTConfig(host="127.0.0.1", port=mosquitto.port, keepalive_s=5, reconnect_max_s=1, qos=qos),
                         Topics("edge-fer", "t1"), MessageQueue(tmp_path / "outbox.sqlite"))
     got: list[bytes] = []
+    kinds: list[type] = []
     lock = threading.Lock()
 
-    def on_command(payload: bytes) -> dict:
+    def on_command(payload: bytes | bytearray) -> dict:
         with lock:
             got.append(bytes(payload))
+            kinds.append(type(payload))
         return {"id": len(got), "ok": True, "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
 
     pub.on_command = on_command
@@ -61,6 +63,7 @@ def test_large_and_small_commands_arrive_intact(mosquitto, tmp_path, qos):
         sub.wait_for(lambda: len(sub.on(RESULT)) >= 3, timeout=10, what="3 replies")
         replies = sorted(sub.json_on(RESULT), key=lambda r: r["id"])
         assert got == payloads
+        assert kinds == [bytes, bytearray, bytearray]  # the large ones took the copy-free decoder
         assert [(r["bytes"], r["sha256"]) for r in replies] == [(len(p), hashlib.sha256(p).hexdigest())
                                                                for p in payloads]
         assert all(json.dumps(r) for r in replies)
@@ -70,3 +73,21 @@ def test_large_and_small_commands_arrive_intact(mosquitto, tmp_path, qos):
             sender.disconnect()
         pub.stop()
         sub.close()
+
+
+def test_a_malformed_large_publish_is_paho_s_malformed_packet():
+    """Lengths running past the packet or undecodable properties raise paho's MalformedPacket (paho then drops the
+    connection), not a raw error that would end paho's network thread."""
+    from paho.mqtt._packet import MalformedPacket
+
+    from edge.publish.mqtt import _lean_message
+
+    topic = CMD.encode()
+    good = bytearray(len(topic).to_bytes(2, "big") + topic + (7).to_bytes(2, "big") + b"\x00" + b"p" * 70_000)
+    message = _lean_message(0x02, good)  # QoS 1
+    assert message.topic == CMD and message.mid == 7 and bytes(message.payload) == b"p" * 70_000
+    bad_props = bytearray(len(topic).to_bytes(2, "big") + topic + b"\x00\x07" + b"\x02\xff\x00" + b"p" * 70_000)
+    past_end = bytearray(len(topic).to_bytes(2, "big") + topic + b"\x00\x07" + b"\xff\xff\xff\x07" + b"p" * 10)
+    for packet in (bad_props, past_end):
+        with pytest.raises(MalformedPacket):
+            _lean_message(0x02, packet)

@@ -231,3 +231,15 @@ def test_refusals_keep_or_drop_the_row_by_reason(tmp_path, caplog):
     assert pub._last_handed == rows[0] - 1 and not pub._inflight
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 1 and "0x87" in dropped[0]
+
+
+def test_paho_is_the_version_whose_internals_the_publisher_overrides():
+    """edge/publish/mqtt.py overrides paho 2.2 internals (pinned paho-mqtt>=2.2,<2.3 in pyproject.toml)."""
+    import paho.mqtt
+    from paho.mqtt import _packet, client
+
+    assert paho.mqtt.__version__.startswith("2.2.")
+    for name in ("_handle_publish", "_handle_pubrec", "_messages_reconnect_reset_out", "_send_puback",
+                 "_handle_on_message", "_easy_log", "_do_on_publish"):
+        assert hasattr(client.Client, name), name
+    assert hasattr(_packet, "MalformedPacket") and hasattr(_packet, "DECODE_ERRORS")
