@@ -49,6 +49,25 @@ def _broker_and_subscriber(tmp_path, extra: str = "") -> "tuple[Mosquitto, Redel
     return broker, sub
 
 
+@pytest.fixture
+def exactly_once(tmp_path):
+    """Factory: a started persistent broker with extra conf lines, a persistent QoS 2 subscriber of its events
+    and a QoS 2 publisher (not started), all stopped at teardown."""
+    made: list = []
+
+    def make(extra: str = "") -> "tuple[Mosquitto, RedeliveryCounter, MqttPublisher]":
+        broker, sub = _broker_and_subscriber(tmp_path, extra)
+        pub = _publisher(tmp_path, broker.port)
+        made.append((broker, sub, pub))
+        return broker, sub, pub
+
+    yield make
+    for broker, sub, pub in made:
+        pub.stop()
+        sub.close()
+        broker.stop()
+
+
 def _publisher(tmp_path, port: int, qos: int = 2) -> MqttPublisher:
     cfg = MQTTConfig(host="127.0.0.1", port=port, keepalive_s=5, reconnect_max_s=1, qos=qos)
     return MqttPublisher(cfg, Topics("edge-fer", "t1"), MessageQueue(tmp_path / "outbox.sqlite"))
@@ -115,46 +134,34 @@ def _assert_exactly_once(sub: RedeliveryCounter, n: int) -> None:
         print(f"{n} received once; {by_broker} redelivered by the broker (DUP)")
 
 
-def test_qos2_drain_with_four_broker_stops_is_exactly_once(tmp_path):
-    broker, sub = _broker_and_subscriber(tmp_path)
-    pub = _publisher(tmp_path, broker.port)
-    try:
-        _fill(pub, 4000)
-        pub.start()
-        for k in range(4):
-            wait_until(lambda k=k: pub.queued <= 4000 - (k + 1) * 800, 20, f"drain before stop {k + 1}")
-            broker.stop()  # SIGTERM: mosquitto saves both sessions and the messages it holds
-            time.sleep(1.0)
-            assert pub.alive and not pub.connected.is_set()
-            broker.start()
-            wait_until(pub.connected.is_set, 10, "the publisher connected again")
-            # mosquitto 2.0 saves no session whose connection started clean: this is the first restart's trap
-            assert pub.resumed, f"the broker lost the publisher's session at restart {k + 1}"
-        _drained(pub, 30)
-        _assert_exactly_once(sub, 4000)
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+def test_qos2_drain_with_four_broker_stops_is_exactly_once(exactly_once, tmp_path):
+    broker, sub, pub = exactly_once()
+    _fill(pub, 4000)
+    pub.start()
+    for k in range(4):
+        wait_until(lambda k=k: pub.queued <= 4000 - (k + 1) * 800, 20, f"drain before stop {k + 1}")
+        broker.stop()  # SIGTERM: mosquitto saves both sessions and the messages it holds
+        time.sleep(1.0)
+        assert pub.alive and not pub.connected.is_set()
+        broker.start()
+        wait_until(pub.connected.is_set, 10, "the publisher connected again")
+        # mosquitto 2.0 saves no session whose connection started clean: this is the first restart's trap
+        assert pub.resumed, f"the broker lost the publisher's session at restart {k + 1}"
+    _drained(pub, 30)
+    _assert_exactly_once(sub, 4000)
 
 
-def test_window_follows_the_brokers_receive_maximum(tmp_path, caplog):
+def test_window_follows_the_brokers_receive_maximum(exactly_once, tmp_path, caplog):
     """mosquitto refuses a QoS 2 PUBLISH beyond ``max_inflight_messages`` (its MQTT 5 Receive Maximum)
     and drops the connection; the daemon's window of 50 must shrink to it."""
-    broker, sub = _broker_and_subscriber(tmp_path, "max_inflight_messages 5\n")
-    pub = _publisher(tmp_path, broker.port)
+    broker, sub, pub = exactly_once("max_inflight_messages 5\n")
     caplog.set_level(logging.INFO, logger="edge.publish.mqtt")
-    try:
-        _fill(pub, 1000)
-        pub.start()
-        _drained(pub, 20)
-        assert pub._quota == 5 and pub.window == 50
-        assert not [r for r in caplog.records if "lost" in r.getMessage()], "the broker dropped the connection"
-        _assert_exactly_once(sub, 1000)
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    _fill(pub, 1000)
+    pub.start()
+    _drained(pub, 20)
+    assert pub._quota == 5 and pub.window == 50
+    assert not [r for r in caplog.records if "lost" in r.getMessage()], "the broker dropped the connection"
+    _assert_exactly_once(sub, 1000)
 
 
 def test_a_new_run_ends_the_old_session_and_resends_what_the_last_one_left(tmp_path):
@@ -186,10 +193,9 @@ def test_a_new_run_ends_the_old_session_and_resends_what_the_last_one_left(tmp_p
 
 
 
-def _leave_orphans(port: int, client_id: str, n: int) -> None:
-    """Take over ``client_id``'s session and leave ``n`` QoS 2 messages answered PUBREC and never released:
-    the broker-side state a SIGKILLed mosquitto restores from an older autosave (packet ids the daemon
-    has since finished)."""
+def _hold_orphans(port: int, client_id: str, mids: list[int], clean_start: bool) -> None:
+    """Connect as ``client_id`` (persistent MQTT 5 session) and leave one QoS 2 message under each packet id of
+    ``mids``, answered PUBREC by the broker and never released (no PUBREL)."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     pubrecs = [0]
 
@@ -198,40 +204,42 @@ def _leave_orphans(port: int, client_id: str, n: int) -> None:
         return mqtt.MQTT_ERR_SUCCESS
 
     c._handle_pubrec = swallow_pubrec  # type: ignore[method-assign]
-    c._last_mid = 30_000  # packet ids far from the daemon's (1, 2, ...): a killed broker's stale ids are old ones
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
-    c.connect("127.0.0.1", port, 5, clean_start=False, properties=props)
+    c.connect("127.0.0.1", port, 5, clean_start=clean_start, properties=props)
     c.loop_start()
-    for _ in range(n):
-        c.publish("edge-fer/t1/orphan", b"never released", qos=2)
-    time.sleep(0.5)
+    wait_until(c.is_connected, 5, "the orphan-holding client connected")
+    for mid in mids:
+        c._last_mid = mid - 1  # paho takes the next id
+        assert c.publish("edge-fer/t1/orphan", b"orphan %d" % mid, qos=2).mid == mid
+    wait_until(lambda: pubrecs[0] >= len(mids), 5, "the broker holding every orphan (PUBREC)")
     c.disconnect()
     c.loop_stop()
 
 
-def test_a_session_stuck_with_unknown_packet_ids_is_restarted_clean(tmp_path, caplog):
+def _leave_orphans(port: int, client_id: str, n: int) -> None:
+    """Take over ``client_id``'s session and leave ``n`` QoS 2 messages answered PUBREC and never released:
+    the broker-side state a SIGKILLed mosquitto restores from an older autosave (packet ids far from the
+    daemon's 1, 2, ...: a killed broker's stale ids are old ones)."""
+    _hold_orphans(port, client_id, list(range(30_001, 30_001 + n)), clean_start=False)
+
+
+def test_a_session_stuck_with_unknown_packet_ids_is_restarted_clean(exactly_once, tmp_path, caplog):
     """mosquitto counts unreleased packet ids against its quota (20): with 20 the daemon does not know,
     every message is refused (0x97) and the resumed session never moves unless the daemon starts clean."""
-    broker, sub = _broker_and_subscriber(tmp_path)
-    pub = _publisher(tmp_path, broker.port)
+    broker, sub, pub = exactly_once()
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
-    try:
-        pub.start()
-        assert pub.connected.wait(10)
-        pub.client.loop_stop()  # the daemon's network thread pauses: it cannot take the session back yet
-        _leave_orphans(broker.port, "edge-fer-t1", 20)
-        _fill(pub, 1000)
-        pub.client.loop_start()
-        _drained(pub, 20)
-        assert any("discarding it at the next connect" in r.getMessage() for r in caplog.records)
-        sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 1001)), timeout=20,
-                     what="every seq")
-        assert not sub.on("edge-fer/t1/orphan")
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    pub.start()
+    assert pub.connected.wait(10)
+    pub.client.loop_stop()  # the daemon's network thread pauses: it cannot take the session back yet
+    _leave_orphans(broker.port, "edge-fer-t1", 20)
+    _fill(pub, 1000)
+    pub.client.loop_start()
+    _drained(pub, 20)
+    assert any("discarding it at the next connect" in r.getMessage() for r in caplog.records)
+    sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 1001)), timeout=20,
+                 what="every seq")
+    assert not sub.on("edge-fer/t1/orphan")
 
 
 def _live_online(sub: Subscriber) -> int:
@@ -317,35 +325,29 @@ def test_a_refused_pubrec_never_deletes_the_row(tmp_path, caplog):
         broker.stop()
 
 
-def test_a_message_refused_for_good_is_dropped_with_a_warning(tmp_path, caplog):
+def test_a_message_refused_for_good_is_dropped_with_a_warning(exactly_once, tmp_path, caplog):
     """The broker's ACL refuses a topic (MQTT 5 reason 0x87): the row leaves the outbox with a WARNING that says
     so (it was counted as delivered), and the events around it are delivered."""
     acl = tmp_path / "acl"
     acl.write_text("topic readwrite edge-fer/t1/status\ntopic readwrite edge-fer/t1/cam0/event\ntopic read #\n")
-    broker, sub = _broker_and_subscriber(tmp_path, f"acl_file {acl}\n")
-    pub = _publisher(tmp_path, broker.port)
+    broker, sub, pub = exactly_once(f"acl_file {acl}\n")
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
-    try:
-        pub.outbox.put_many([OutgoingMessage(EVENT, b'{"seq": 1}', 2),
-                             OutgoingMessage("edge-fer/t1/cam0/denied", b"x", 2),
-                             OutgoingMessage(EVENT, b'{"seq": 2}', 2)])
-        pub.start()
-        _drained(pub, 10)
-        sub.wait_for(lambda: len(sub.on(EVENT)) >= 2, timeout=10, what="both events")
-        dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
-        assert len(dropped) == 1 and "0x87" in dropped[0].getMessage()
-        assert pub.refusals == {Refusal("0x87", "dropped"): 1}
-        metrics = Metrics()
-        metrics.init_series(["cam0"])
-        metrics.sync_refusals(pub.refusals)
-        metrics.sync_refusals(pub.refusals)  # totals: a second copy adds nothing
-        text = generate_latest(metrics.registry).decode()
-        assert 'edge_fer_mqtt_refusals_total{outcome="dropped",reason="0x87"} 1.0' in text
-        assert 'edge_fer_mqtt_refusals_total{outcome="resent",reason="0x97"} 0.0' in text
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    pub.outbox.put_many([OutgoingMessage(EVENT, b'{"seq": 1}', 2),
+                         OutgoingMessage("edge-fer/t1/cam0/denied", b"x", 2),
+                         OutgoingMessage(EVENT, b'{"seq": 2}', 2)])
+    pub.start()
+    _drained(pub, 10)
+    sub.wait_for(lambda: len(sub.on(EVENT)) >= 2, timeout=10, what="both events")
+    dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "0x87" in dropped[0].getMessage()
+    assert pub.refusals == {Refusal("0x87", "dropped"): 1}
+    metrics = Metrics()
+    metrics.init_series(["cam0"])
+    metrics.sync_refusals(pub.refusals)
+    metrics.sync_refusals(pub.refusals)  # totals: a second copy adds nothing
+    text = generate_latest(metrics.registry).decode()
+    assert 'edge_fer_mqtt_refusals_total{outcome="dropped",reason="0x87"} 1.0' in text
+    assert 'edge_fer_mqtt_refusals_total{outcome="resent",reason="0x97"} 0.0' in text
 
 
 def _stale_session(port: int, client_id: str, mids: list[int]) -> None:
@@ -353,28 +355,10 @@ def _stale_session(port: int, client_id: str, mids: list[int]) -> None:
     was using (its unreleased messages are gone, as after a killed broker restored an older autosave) and a
     new persistent one is left holding an orphan, answered PUBREC and never released, under each of ``mids``:
     the daemon's own packet ids, now naming other messages."""
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    pubrecs = [0]
-
-    def swallow_pubrec() -> mqtt.MQTTErrorCode:  # never sends PUBREL: the orphans stay unreleased
-        pubrecs[0] += 1
-        return mqtt.MQTT_ERR_SUCCESS
-
-    c._handle_pubrec = swallow_pubrec  # type: ignore[method-assign]
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    c.connect("127.0.0.1", port, 5, clean_start=True, properties=props)
-    c.loop_start()
-    wait_until(c.is_connected, 5, "the stale-session client connected")
-    for mid in mids:
-        c._last_mid = mid - 1  # paho takes the next id: exactly the daemon's
-        assert c.publish("edge-fer/t1/orphan", b"orphan %d" % mid, qos=2).mid == mid
-    wait_until(lambda: pubrecs[0] >= len(mids), 5, "the broker holding every orphan (PUBREC)")
-    c.disconnect()
-    c.loop_stop()
+    _hold_orphans(port, client_id, mids, clean_start=True)
 
 
-def test_nothing_is_sent_into_a_session_being_discarded(tmp_path, caplog):
+def test_nothing_is_sent_into_a_session_being_discarded(exactly_once, tmp_path, caplog):
     """Review B6. A resumed session made no progress, so the daemon discards it at the next connect; paho
     2 sends its unfinished messages (here PUBRELs) right after CONNACK, into that old session, before the
     helper client has ended it. The old session holds orphans under the same packet ids: each PUBREL
@@ -382,137 +366,113 @@ def test_nothing_is_sent_into_a_session_being_discarded(tmp_path, caplog):
     deleted undelivered. The helper is slowed down by 0.5 s here (a TLS handshake with a distant broker);
     on 127.0.0.1 it usually wins the race. Nothing may be sent into a session being discarded: the events
     are sent whole to the new session, the orphans end with the old one."""
-    broker, sub = _broker_and_subscriber(tmp_path)
-    pub = _publisher(tmp_path, broker.port)
+    broker, sub, pub = exactly_once()
     caplog.set_level(logging.INFO, logger="edge.publish.mqtt")
-    try:
-        pub.start()
-        assert pub.connected.wait(10)
-        pub._drop_connection()  # reconnect: the session is resumed (only a resumed one is checked for progress)
-        wait_until(lambda: pub.connected.is_set() and pub.resumed, 10, "the session resumed")
-        pub.client._send_pubrel = lambda mid: mqtt.MQTT_ERR_SUCCESS  # PUBRELs lost: the events stay unfinished
-        for seq in range(1, 6):
-            _event(pub, seq)
-        wait_until(lambda: len(pub._inflight) == 5 and all(
-            m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in list(pub.client._out_messages.values())), 10,
-            "5 events answered PUBREC")
-        mids = sorted(info.mid for info in pub._inflight.values())
-        pub.client.reconnect_delay_set(10, 10)  # the daemon waits while the broker's state changes under it
-        discard = pub._discard_session
-        pub._discard_session = lambda: (time.sleep(0.5), discard())  # a helper as slow as a TLS handshake far away
-        t0 = time.monotonic()
-        _stale_session(broker.port, "edge-fer-t1", mids)  # takes the connection over: lost, nothing completed
-        del pub.client._send_pubrel
-        assert time.monotonic() - t0 < 8 and not pub.connected.is_set(), "reconnected before the state changed"
-        _drained(pub, 30)
-        messages = [r.getMessage() for r in caplog.records]
-        assert any("nothing completed" in m for m in messages), messages
-        assert any("ending it and starting a new one" in m for m in messages), messages
-        time.sleep(1.0)  # an orphan released late would arrive now
-        orphans, seqs = sub.on("edge-fer/t1/orphan"), sorted(e["seq"] for e in sub.json_on(EVENT))
-        assert (orphans, seqs) == ([], [1, 2, 3, 4, 5]), "PUBRELs sent into the discarded session released orphans"
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    pub.start()
+    assert pub.connected.wait(10)
+    pub._drop_connection()  # reconnect: the session is resumed (only a resumed one is checked for progress)
+    wait_until(lambda: pub.connected.is_set() and pub.resumed, 10, "the session resumed")
+    pub.client._send_pubrel = lambda mid: mqtt.MQTT_ERR_SUCCESS  # PUBRELs lost: the events stay unfinished
+    for seq in range(1, 6):
+        _event(pub, seq)
+    wait_until(lambda: len(pub._inflight) == 5 and all(
+        m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in list(pub.client._out_messages.values())), 10,
+        "5 events answered PUBREC")
+    mids = sorted(info.mid for info in pub._inflight.values())
+    pub.client.reconnect_delay_set(10, 10)  # the daemon waits while the broker's state changes under it
+    discard = pub._discard_session
+    pub._discard_session = lambda: (time.sleep(0.5), discard())  # a helper as slow as a TLS handshake far away
+    t0 = time.monotonic()
+    _stale_session(broker.port, "edge-fer-t1", mids)  # takes the connection over: lost, nothing completed
+    del pub.client._send_pubrel
+    assert time.monotonic() - t0 < 8 and not pub.connected.is_set(), "reconnected before the state changed"
+    _drained(pub, 30)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("nothing completed" in m for m in messages), messages
+    assert any("ending it and starting a new one" in m for m in messages), messages
+    time.sleep(1.0)  # an orphan released late would arrive now
+    orphans, seqs = sub.on("edge-fer/t1/orphan"), sorted(e["seq"] for e in sub.json_on(EVENT))
+    assert (orphans, seqs) == ([], [1, 2, 3, 4, 5]), "PUBRELs sent into the discarded session released orphans"
 
 
-def test_a_message_written_into_a_lost_connection_is_sent_once(tmp_path, caplog):
+def test_a_message_written_into_a_lost_connection_is_sent_once(exactly_once, tmp_path, caplog):
     """With paho's network thread not running (stopped, or dead until supervision restarts it) ``publish``
     writes inline; on a dead socket it answers CONN_LOST but keeps the message and sends it after the
     reconnect. The sender took CONN_LOST for "not queued" and handed the row over again: paho then held
     two copies, the event was published twice, and the extra copy could push a session past the broker's
     quota (20)."""
-    broker, sub = _broker_and_subscriber(tmp_path)
-    pub = _publisher(tmp_path, broker.port)
+    broker, sub, pub = exactly_once()
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
-    try:
-        pub.start()
-        assert pub.connected.wait(10)
-        wait_until(lambda: not pub.client._out_messages, 5, "the status message acknowledged")
-        pub.client.loop_stop()
-        broker.stop()  # the socket dies while nobody reads it
-        broker.start()
-        for seq in range(1, 6):  # the first write after the peer closed still succeeds; a later one finds out
-            _event(pub, seq)
-            time.sleep(0.1)
-        wait_until(lambda: not pub.connected.is_set(), 5, "the sender found the connection lost")
-        pub.client.loop_start()
-        _drained(pub, 20)
-        _assert_exactly_once(sub, 5)
-        assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
-        assert not [r for r in caplog.records if "not queued" in r.getMessage()]
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    pub.start()
+    assert pub.connected.wait(10)
+    wait_until(lambda: not pub.client._out_messages, 5, "the status message acknowledged")
+    pub.client.loop_stop()
+    broker.stop()  # the socket dies while nobody reads it
+    broker.start()
+    for seq in range(1, 6):  # the first write after the peer closed still succeeds; a later one finds out
+        _event(pub, seq)
+        time.sleep(0.1)
+    wait_until(lambda: not pub.connected.is_set(), 5, "the sender found the connection lost")
+    pub.client.loop_start()
+    _drained(pub, 20)
+    _assert_exactly_once(sub, 5)
+    assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
+    assert not [r for r in caplog.records if "not queued" in r.getMessage()]
 
 
-def test_a_released_message_is_not_published_again_after_a_long_outage(tmp_path):
+def test_a_released_message_is_not_published_again_after_a_long_outage(exactly_once, tmp_path):
     """paho 2.2 puts in-flight messages in a "resend" state at every reconnect attempt, and a second attempt
     (the broker still down) turns a QoS 2 message waiting to be released again (PUBREL) into a whole new
     PUBLISH with DUP 0. When the broker had released it already (only its PUBCOMP was lost with the
     connection) it takes that PUBLISH for a new message: the subscriber got the event twice (a copy of
     mosquitto's own redelivery hid it as "by the broker"). Here the PUBCOMPs are lost on purpose."""
-    broker, sub = _broker_and_subscriber(tmp_path)
-    pub = _publisher(tmp_path, broker.port)
-    try:
-        pub.start()
-        assert pub.connected.wait(10)
-        handle = pub.client._handle_pubackcomp
-        pub.client._handle_pubackcomp = lambda cmd: mqtt.MQTT_ERR_SUCCESS if cmd == "PUBCOMP" else handle(cmd)
-        for seq in range(1, 6):
-            _event(pub, seq)
-        sub.wait_for(lambda: len(sub.on(EVENT)) >= 5, timeout=10, what="5 events released to the subscriber")
-        wait_until(lambda: all(m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in
-                               list(pub.client._out_messages.values())), 5, "5 events waiting for PUBCOMP")
-        broker.stop()
-        time.sleep(2.5)  # reconnect attempts every second meet a closed port
-        del pub.client._handle_pubackcomp
-        broker.start()
-        _drained(pub, 20)
-        _assert_exactly_once(sub, 5)
-        assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    broker, sub, pub = exactly_once()
+    pub.start()
+    assert pub.connected.wait(10)
+    handle = pub.client._handle_pubackcomp
+    pub.client._handle_pubackcomp = lambda cmd: mqtt.MQTT_ERR_SUCCESS if cmd == "PUBCOMP" else handle(cmd)
+    for seq in range(1, 6):
+        _event(pub, seq)
+    sub.wait_for(lambda: len(sub.on(EVENT)) >= 5, timeout=10, what="5 events released to the subscriber")
+    wait_until(lambda: all(m.state == mqtt.mqtt_ms_wait_for_pubcomp for m in
+                           list(pub.client._out_messages.values())), 5, "5 events waiting for PUBCOMP")
+    broker.stop()
+    time.sleep(2.5)  # reconnect attempts every second meet a closed port
+    del pub.client._handle_pubackcomp
+    broker.start()
+    _drained(pub, 20)
+    _assert_exactly_once(sub, 5)
+    assert len(sub.on(EVENT)) == 5, sorted(e["seq"] for e in sub.json_on(EVENT))
 
 
-def test_a_full_window_leaves_room_for_the_status_message(tmp_path, caplog):
+def test_a_full_window_leaves_room_for_the_status_message(exactly_once, tmp_path, caplog):
     """mosquitto holds a QoS 2 message until its PUBREL but answers QoS 1 at once; a QoS 1 message (the
     retained ``online`` of each connect, a command reply) arriving while the session holds as many QoS 2
     messages as its quota (20) is refused (PUBACK 0x97) and the connection dropped. With a full window of
     events answered PUBREC but not released when the connection dropped, every reconnect's ``online`` was
     refused: the session was taken for stuck and discarded (events sent again whole), and an ``online``
     left unacknowledged came after the events at the next connect."""
-    broker, sub = _broker_and_subscriber(tmp_path)
-    pub = _publisher(tmp_path, broker.port)
+    broker, sub, pub = exactly_once()
     caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
-    try:
-        pub.start()
-        assert pub.connected.wait(10)
-        wait_until(lambda: not pub.client._out_messages, 5, "the first status message acknowledged")
-        pubrec, lost = pub.client._handle_pubrec, [0]
+    pub.start()
+    assert pub.connected.wait(10)
+    wait_until(lambda: not pub.client._out_messages, 5, "the first status message acknowledged")
+    pubrec, lost = pub.client._handle_pubrec, [0]
 
-        def lose_pubrec() -> mqtt.MQTTErrorCode:  # the broker's PUBRECs are lost: none released
-            lost[0] += 1
-            return mqtt.MQTT_ERR_SUCCESS
+    def lose_pubrec() -> mqtt.MQTTErrorCode:  # the broker's PUBRECs are lost: none released
+        lost[0] += 1
+        return mqtt.MQTT_ERR_SUCCESS
 
-        pub.client._handle_pubrec = lose_pubrec  # type: ignore[method-assign]
-        _fill(pub, 500)
-        wait_until(lambda: len(pub._inflight) >= pub._quota - 1, 10, "a full window in flight")
-        wait_until(lambda: lost[0] >= len(pub._inflight), 10, "the broker holding the whole window (PUBREC)")
-        pub.client._handle_pubrec = pubrec
-        pub._drop_connection()  # the session holds the window, unreleased; paho resends it after "online"
-        _drained(pub, 30)
-        _assert_exactly_once(sub, 500)
-        warnings = [r.getMessage() for r in caplog.records if "quota" in r.getMessage() or "progress" in r.getMessage()]
-        assert not warnings, warnings
-    finally:
-        pub.stop()
-        sub.close()
-        broker.stop()
+    pub.client._handle_pubrec = lose_pubrec  # type: ignore[method-assign]
+    _fill(pub, 500)
+    wait_until(lambda: len(pub._inflight) >= pub._quota - 1, 10, "a full window in flight")
+    wait_until(lambda: lost[0] >= len(pub._inflight), 10, "the broker holding the whole window (PUBREC)")
+    pub.client._handle_pubrec = pubrec
+    pub._drop_connection()  # the session holds the window, unreleased; paho resends it after "online"
+    _drained(pub, 30)
+    _assert_exactly_once(sub, 500)
+    warnings = [r.getMessage() for r in caplog.records if "quota" in r.getMessage() or "progress" in r.getMessage()]
+    assert not warnings, warnings
 
 
 def test_a_failed_on_connect_reconnects(tmp_path, caplog):
