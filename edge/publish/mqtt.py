@@ -223,6 +223,7 @@ class MqttPublisher:
         self.commands_enabled = True
         self.persistent = cfg.qos == 2
         self._quota = window  # the broker's Receive Maximum, from each CONNACK
+        self._max_qos = 2  # the broker's Maximum QoS, from each CONNACK (MQTT 5 section 3.2.2.3.4)
         self._reaped = self._reaped_at_connect = 0  # rows completed: in all, and when last connected
         self._stuck = False  # the broker refused a message for quota on this connection
         self._fresh = self.persistent  # a session found at the next CONNACK is discarded (a previous run's)
@@ -417,13 +418,14 @@ class MqttPublisher:
             for key in CONNECTION_PROBLEMS:
                 self._problems.reset(key)
             self._quota = max(1, int(getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM)))
+            self._note_max_qos(int(getattr(properties, "MaximumQoS", 2)))
             self._reaped_at_connect, self._stuck = self._reaped, False
             if self.persistent and self._session_at_connect(client, flags.session_present):
                 return  # a helper client ends this session; paho reconnects to a new one
             self._acks_first(client)
-            client.publish(self.topics.status, "online", qos=1, retain=True)
+            client.publish(self.topics.status, "online", qos=self._qos(1), retain=True)
             if self.commands_enabled and self.on_command is not None:
-                client.subscribe(self.topics.cmd, qos=0 if self.persistent else 1)
+                client.subscribe(self.topics.cmd, qos=0 if self.persistent else self._qos(1))
             self.connected.set()
             self._wake.set()
             if self.on_connected:
@@ -431,6 +433,21 @@ class MqttPublisher:
         except Exception:  # noqa: BLE001
             log.exception("MQTT on_connect failed; reconnecting")
             self._drop_connection()  # connected but not set up: nothing would ever be sent on it
+
+    def _note_max_qos(self, max_qos: int) -> None:
+        """Take the broker's Maximum QoS (CONNACK); a WARNING when it is below ``mqtt.qos`` (once per change).
+
+        A broker that supports QoS 0/1 only (several cloud brokers) disconnects a client that publishes at QoS 2
+        (reason 0x9B); events then go at the broker's maximum: at least once instead of exactly once.
+        """
+        if max_qos < self.cfg.qos and max_qos != self._max_qos:
+            log.warning("MQTT broker %s supports QoS %d at most (CONNACK Maximum QoS): events are sent at QoS %d, "
+                        "not %d", self.address, max_qos, max_qos, self.cfg.qos)
+        self._max_qos = max_qos
+
+    def _qos(self, wanted: int) -> int:
+        """``wanted`` lowered to the broker's Maximum QoS."""
+        return min(wanted, self._max_qos)
 
     def _session_at_connect(self, client: mqtt.Client, present: bool) -> bool:
         """Persistent-session bookkeeping at CONNACK; True when the session is being discarded."""
@@ -613,7 +630,7 @@ class MqttPublisher:
             data = json.dumps(reply, allow_nan=False)
         except (TypeError, ValueError):
             data = json.dumps({"id": None, "cmd": None, "ok": False, "error": "reply not representable as JSON"})
-        client.publish(self.topics.cmd_result, data, qos=1)
+        client.publish(self.topics.cmd_result, data, qos=self._qos(1))
 
     # --- sender thread ---
     def _send_loop(self) -> None:
@@ -640,8 +657,9 @@ class MqttPublisher:
         for msg in batch:
             if not self.connected.is_set():
                 return False
-            info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
-            if info.rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST) and msg.qos > 0:
+            qos = self._qos(msg.qos)
+            info = self.client.publish(msg.topic, msg.payload, qos=qos, retain=msg.retain)
+            if info.rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST) and qos > 0:
                 # paho 2 keeps a QoS>0 message handed over while disconnected (NO_CONN) or whose write found the
                 # socket gone (CONN_LOST: written inline while paho's network thread is not running) and sends it
                 # after the reconnect; only its ``rc`` says so (``is_published`` would raise forever). Handing
@@ -653,7 +671,7 @@ class MqttPublisher:
                                    self.address, mqtt.error_string(info.rc))
                 return False
             self._last_handed = msg.id
-            if msg.qos == 0:
+            if qos == 0:
                 self.outbox.delete(msg.id)
             else:  # paho keeps it (and resends it after a reconnect, same packet id) until PUBACK/PUBCOMP
                 self._inflight[msg.id] = info
@@ -761,7 +779,7 @@ class MqttPublisher:
         if not self.connected.is_set():
             return False
         data = payload if isinstance(payload, str) else json.dumps(payload)
-        return self.client.publish(topic, data, qos=qos, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+        return self.client.publish(topic, data, qos=self._qos(qos), retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
 
     @property
     def queued(self) -> int:
@@ -789,7 +807,7 @@ class MqttPublisher:
         if reap:
             self._reap()
         if self.connected.is_set():
-            info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
+            info = self.client.publish(self.topics.status, "offline", qos=self._qos(1), retain=True)
             try:
                 info.wait_for_publish(timeout=timeout_s)
             except (RuntimeError, ValueError):

@@ -521,3 +521,18 @@ def test_messages_resent_after_a_reconnect_keep_their_order(mosquitto, tmp_path,
     finally:
         pub.stop()
         sub.close()
+
+
+def test_a_broker_without_qos_2_gets_the_events_at_its_maximum_qos(exactly_once, caplog):
+    """A broker that supports QoS 1 at most (CONNACK Maximum QoS 1; several cloud brokers) disconnects a client
+    publishing at QoS 2 (reason 0x9B), so nothing would ever be delivered: with ``qos: 2`` the events go at
+    QoS 1 there, with one WARNING."""
+    broker, sub, pub = exactly_once("max_qos 1\n")
+    caplog.set_level(logging.WARNING, logger="edge.publish.mqtt")
+    _fill(pub, 200)
+    pub.start()
+    _drained(pub, 20)
+    sub.wait_for(lambda: {e["seq"] for e in sub.json_on(EVENT)} >= set(range(1, 201)), timeout=10,
+                 what="every seq")
+    warnings = [r.getMessage() for r in caplog.records if "Maximum QoS" in r.getMessage()]
+    assert len(warnings) == 1 and "QoS 1" in warnings[0], warnings
