@@ -26,7 +26,6 @@ Scenarios (each counts events by ``boot_id``/``seq`` at a real subscriber):
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import signal
@@ -45,7 +44,14 @@ from test_exactly_once import RedeliveryCounter  # noqa: E402
 
 from benchmarks.common import SHARED, machine, table  # noqa: E402
 from conftest import Mosquitto  # noqa: E402
-from daemon_helpers import Subscriber, scrape, start_daemon, wait_metric, write_config  # noqa: E402
+from daemon_helpers import (  # noqa: E402
+    Subscriber,
+    persistent_broker,
+    scrape,
+    start_daemon,
+    wait_metric,
+    write_config,
+)
 
 EVENT = "edge-fer/t1/cam0/event"
 CLIP = SHARED / "videos" / "facerec_short_hamilton_clip.mp4"  # faces come and go: many events
@@ -56,18 +62,6 @@ AUTOSAVE = {
     "100changes": "autosave_on_changes true\nautosave_interval 100\n",
     "1change": "autosave_on_changes true\nautosave_interval 1\n",
 }
-
-
-def broker(tmp: Path, extra: str = "") -> Mosquitto:
-    """Persistent broker, unlimited queue for offline persistent subscribers, stays root (private tmp).
-
-    Args:
-        tmp: Folder of its config and persistence file.
-        extra: More mosquitto.conf lines (e.g. an ``AUTOSAVE`` setting).
-    """
-    b = Mosquitto(tmp, persistent=True)
-    b.conf.write_text(b.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n{extra}")
-    return b
 
 
 @dataclass(frozen=True)
@@ -138,7 +132,7 @@ def scenario_drain(tmp: Path, d: Drain) -> dict:
     from edge.publish.topics import Topics
 
     tmp.mkdir(parents=True, exist_ok=True)
-    b = broker(tmp, d.broker_conf)
+    b = persistent_broker(tmp, d.broker_conf)
     b.start()
     sub = RedeliveryCounter(b.port, client_id=f"drain-{tmp.name}", persistent=True, qos=d.sub_qos)
     sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")
@@ -166,7 +160,7 @@ def scenario_drain(tmp: Path, d: Drain) -> dict:
 
 def scenario_daemon_kill(tmp: Path, kills: int, every_s: float, qos: int = 2) -> dict:
     """The daemon (``mqtt.qos``) SIGKILLed ``kills`` times (every ``every_s`` s), restarted, finally SIGTERMed."""
-    b = broker(tmp)
+    b = persistent_broker(tmp)
     b.start()
     sub = Subscriber(b.port, client_id="daemon-kill", persistent=True, qos=2)
     cfg, mport = write_config(tmp, b.port, str(CLIP), mqtt={"qos": qos})
@@ -195,7 +189,7 @@ def scenario_full_disk(tmp: Path) -> dict:
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)]).returncode:
         return {"skipped": "mount needs root"}
-    b = broker(tmp)
+    b = persistent_broker(tmp)
     b.start()
     sub = Subscriber(b.port, client_id="full-disk", persistent=True)
     sub.wait_for(lambda: sub.client.is_connected(), what="subscriber")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import exit_codes as codes
+from training.cli import unit_interval
 
 TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
 
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1234, help="random seed of the calibration and parity draws")
     p.add_argument("--tta-flip", action="store_true",
                    help="bake flip averaging in: the model averages the face's and its mirror image's scores")
-    p.add_argument("--flip-margin", type=float, default=0.0,
+    p.add_argument("--flip-margin", type=unit_interval, default=0.0,
                    help="written to the sidecar: the runtime adds a mirror-image pass for faces whose top-1 minus "
                         "top-2 score is below this (classifier.flip_margin; 0 = never; chosen on a validation split)")
     parity.add_argument("--val-of", default=None,
@@ -135,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = _parser()
     args = parser.parse_args(argv)
-    if not 0 <= args.flip_margin <= 1:
-        parser.error(f"--flip-margin must be in [0, 1], got {args.flip_margin}")
     if args.tta_flip and args.flip_margin > 0:
         parser.error("--flip-margin has no effect with --tta-flip (the flip is baked in for every face)")
     from edge.runtime import native_stderr_filtered

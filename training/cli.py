@@ -159,7 +159,7 @@ def _eval_parser(sub) -> None:
                    help="folder for metrics.json and confusion.png (needs matplotlib) (default: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--tta-flip", action="store_true", help="average each face's and its mirror image's scores")
-    p.add_argument("--flip-margin", type=float, default=None,
+    p.add_argument("--flip-margin", type=unit_interval, default=None,
                    help="flip averaging only for faces whose top-1 minus top-2 score is below this, as "
                         "classifier.flip_margin (0 = one pass) (default: a .tflite sidecar's flip_margin, as the "
                         "daemon; 0 for .keras)")
@@ -204,6 +204,14 @@ def _soup_parser(sub) -> None:
                         "batch-norm statistics (default: keep the averaged statistics)")
     p.add_argument("--n", type=_positive_int, default=8192, help="training faces drawn for the batch-norm statistics")
     p.add_argument("--seed", type=int, default=1234, help="random seed of the draw")
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1] (an argparse type; NaN refused), e.g. ``--flip-margin``."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -281,8 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "evaluate" and not (args.data or args.val_of):
         parser.error("evaluate needs --data or --val-of")
-    if args.command == "evaluate" and args.flip_margin is not None and not 0 <= args.flip_margin <= 1:
-        parser.error(f"--flip-margin must be in [0, 1], got {args.flip_margin}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from edge.runtime import ModelError
     from training.data import DataError

@@ -68,8 +68,7 @@ def predict(model_path: Path, x: np.ndarray, num_threads: int = 2, tta_flip: boo
 
         clf = EmotionClassifier(model_path, num_threads=num_threads, max_batch=64, tta_flip=tta_flip,
                                 flip_margin=flip_margin)
-        baked = bool(clf.meta.get("tta_flip", False))
-        used = None if baked or clf.flip_margin == math.inf else clf.flip_margin
+        used = None if clf.flip_baked or clf.flip_margin == math.inf else clf.flip_margin
         return Predictions(clf.predict_batch(x), clf.labels, used)
     if model_path.suffix in (".keras", ".h5"):
         return _keras_predictions(model_path, x, tta_flip, flip_margin or 0.0)

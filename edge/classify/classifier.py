@@ -80,6 +80,8 @@ class EmotionClassifier:
         labels: Class names of the model's outputs (sidecar ``labels``, else ``EMOTIONS``).
         margin: Face-crop margin used by :meth:`crop` / :meth:`grey_batch`.
         tta_flip: Every face is also classified as its mirror image.
+        flip_baked: The model averages face and mirror image itself (sidecar ``tta_flip``,
+            ``edge-fer-convert --tta-flip``).
         flip_margin: The gate applied: ``inf`` with ``tta_flip`` (always), 0 for
             one pass (and for a model with the flip baked in), else the
             top-1 minus top-2 margin below which a face is mirrored too.
@@ -126,10 +128,10 @@ class EmotionClassifier:
         self.in_scale, self.in_zero = first.inp["quantization"]
         self.out_scale, self.out_zero = first.out["quantization"]
         self.input_dtype = first.inp["dtype"]
-        baked = bool(self.meta.get("tta_flip", False))
-        self.tta_flip = bool(tta_flip) and not baked
+        self.flip_baked = bool(self.meta.get("tta_flip", False))
+        self.tta_flip = bool(tta_flip) and not self.flip_baked
         gate = self._sidecar_fraction("flip_margin", 0.0) if flip_margin is None else float(flip_margin)
-        self.flip_margin = 0.0 if baked else math.inf if self.tta_flip else max(0.0, gate)
+        self.flip_margin = 0.0 if self.flip_baked else math.inf if self.tta_flip else max(0.0, gate)
         # grey byte -> model input value: _quantise of each of the 256 values preprocess_face can give,
         # so predict_grey(g) == predict_batch(g * float32(1/255)) bit for bit
         self._grey_lut = self._quantise(np.arange(256, dtype=np.float32) * np.float32(PIXEL_SCALE)).reshape(1, 256)

@@ -512,7 +512,7 @@ class MqttPublisher:
                 pass
 
     @staticmethod
-    def _hold_back(client: mqtt.Client) -> int:
+    def _hold_back(client: mqtt.Client) -> None:
         """Keep paho from sending its unfinished messages into a session that is about to be ended (review B6).
 
         paho 2 sends them right after ``on_connect`` returns (``_handle_connack``): a PUBLISH for each in state
@@ -525,18 +525,13 @@ class MqttPublisher:
         :meth:`_resend_whole` then makes every one a whole PUBLISH. Called in ``on_connect``, before that loop.
         QoS 1 messages (status, command replies) still go: a PUBACK completes them whatever the session, and
         one the old session refuses (0x97) is completed too, not carried over to crowd the new session.
-
-        Returns:
-            Messages held back.
         """
         held = {mqtt.mqtt_ms_resend_pubrel: mqtt.mqtt_ms_wait_for_pubcomp,
                 mqtt.mqtt_ms_publish: mqtt.mqtt_ms_wait_for_pubrec, mqtt.mqtt_ms_queued: mqtt.mqtt_ms_wait_for_pubrec}
-        n = 0
         with client._out_message_mutex:
             for m in client._out_messages.values():
                 if m.qos == 2 and m.state in held:
-                    m.state, n = held[m.state], n + 1
-        return n
+                    m.state = held[m.state]
 
     @staticmethod
     def _acks_first(client: mqtt.Client) -> None:

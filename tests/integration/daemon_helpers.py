@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import sys
@@ -14,7 +15,22 @@ import paho.mqtt.client as mqtt
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, free_port
+from conftest import ROOT, Mosquitto, free_port
+
+
+def persistent_broker(tmp: Path, extra: str = "") -> Mosquitto:
+    """A persistent mosquitto (not started) with an unlimited queue for offline persistent subscribers.
+
+    It stays this user: mosquitto started as root switches to user mosquitto, who can neither write its
+    persistence file nor read an ACL file in pytest's private tmp.
+
+    Args:
+        tmp: Folder of its config and persistence file.
+        extra: More mosquitto.conf lines, each ending in a newline.
+    """
+    broker = Mosquitto(tmp, persistent=True)
+    broker.conf.write_text(broker.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n{extra}")
+    return broker
 
 
 def write_config(tmp: Path, broker_port: int, uri: str, **extra) -> tuple[Path, int]:

@@ -1,6 +1,5 @@
 """The daemon against a real mosquitto on 127.0.0.1, checked by a real MQTT subscriber."""
 
-import getpass
 import json
 import signal
 import time
@@ -8,7 +7,15 @@ import time
 import pytest
 
 from conftest import Mosquitto
-from daemon_helpers import Subscriber, kill_daemon, scrape, start_daemon, wait_metric, write_config
+from daemon_helpers import (
+    Subscriber,
+    kill_daemon,
+    persistent_broker,
+    scrape,
+    start_daemon,
+    wait_metric,
+    write_config,
+)
 from edge.labels import EMOTIONS
 
 pytestmark = pytest.mark.integration
@@ -155,10 +162,7 @@ def test_a_topic_the_broker_refuses_is_counted_in_the_metrics(d19, tmp_path):
     acl = tmp_path / "acl"
     acl.write_text(f"topic readwrite {STATUS}\ntopic readwrite {STATE}\ntopic readwrite edge-fer/t1/reply/#\n"
                    "topic read #\n")
-    broker = Mosquitto(tmp_path)
-    # stays root: mosquitto started as root switches to user mosquitto, who cannot read pytest's private tmp
-    broker.conf.write_text(broker.conf.read_text() + f"acl_file {acl}\nuser {getpass.getuser()}\n")
-    with broker:
+    with persistent_broker(tmp_path, f"acl_file {acl}\n") as broker:
         cfg, mport = write_config(tmp_path, broker.port, str(d19))
         proc = start_daemon(cfg, tmp_path / "daemon.log")
         sub = Subscriber(broker.port)

@@ -4,7 +4,6 @@ A subscriber with a persistent QoS 2 session counts every event by ``seq``: a br
 mosquitto saves its state) and restarted during a drain must leave 0 lost and 0 duplicated.
 """
 
-import getpass
 import json
 import logging
 import signal
@@ -17,7 +16,7 @@ from paho.mqtt.properties import Properties
 from prometheus_client import generate_latest
 
 from conftest import Mosquitto
-from daemon_helpers import Subscriber, kill_daemon, start_daemon, wait_until, write_config
+from daemon_helpers import Subscriber, kill_daemon, persistent_broker, start_daemon, wait_until, write_config
 from edge.config.schema import MQTTConfig
 from edge.metrics import Metrics
 from edge.publish.mqtt import MqttPublisher, Refusal
@@ -28,16 +27,10 @@ pytestmark = pytest.mark.integration
 EVENT = "edge-fer/t1/cam0/event"
 
 
-def _broker(tmp_path, extra: str = "") -> Mosquitto:
-    """Persistent broker, unlimited queue for the offline subscriber, stays root (pytest's private tmp)."""
-    broker = Mosquitto(tmp_path, persistent=True)
-    broker.conf.write_text(broker.conf.read_text() + f"max_queued_messages 0\nuser {getpass.getuser()}\n{extra}")
-    return broker
-
-
 def _broker_and_subscriber(tmp_path, extra: str = "") -> "tuple[Mosquitto, RedeliveryCounter]":
-    """A started broker (see :func:`_broker`) and a connected persistent QoS 2 subscriber of its events."""
-    broker = _broker(tmp_path, extra)
+    """A started broker (:func:`daemon_helpers.persistent_broker`) and a connected persistent QoS 2 subscriber
+    of its events."""
+    broker = persistent_broker(tmp_path, extra)
     broker.start()
     sub = RedeliveryCounter(broker.port, client_id="eo-sub", persistent=True, qos=2)
     try:
@@ -478,7 +471,7 @@ def test_a_full_window_leaves_room_for_the_status_message(exactly_once, tmp_path
 def test_a_failed_on_connect_reconnects(tmp_path, caplog):
     """An exception in the connect callback leaves paho connected but the daemon not set up: the connection is
     dropped so that the next one sets it up (here the hook fails once; the second connect calls it again)."""
-    broker = _broker(tmp_path)
+    broker = persistent_broker(tmp_path)
     broker.start()
     pub = _publisher(tmp_path, broker.port)
     calls = []
