@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import exit_codes as codes
-from training.cli import unit_interval
-
-TRAIN_INSTALL = ".venv/bin/pip install -e '.[train]'"
+from training.cli import TRAIN_INSTALL, unit_interval
 
 DESCRIPTION = """\
 Convert a trained Keras model to a .tflite file for the edge-fer runtime, write
